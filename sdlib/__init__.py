@@ -1,0 +1,18 @@
+"""sdlib: the small, tested library behind the Stable Diffusion Deep Dive notebooks.
+
+    import sdlib
+    sd = sdlib.load_sd()                     # built-in model on CPU, SD v1.4 on a GPU
+    image = sdlib.generate(sd, "a red circle on the left", seed=0)
+"""
+from . import images, latents, plot, schedule, text
+from .device import pick_device, pick_dtype
+from .errors import PromptTruncatedWarning, SDLibError
+from .images import load_image, to_pil, to_tensor
+from .latents import decode, encode
+from .plot import plot_curves, save_fig, show_images, show_latents
+from .load import SD, SD_V1, load_sd
+from .sampler import generate
+from .schedule import make_scheduler
+from .text import encode_text, tokenize
+
+__version__ = "0.1.0"

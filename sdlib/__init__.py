@@ -7,10 +7,10 @@
 from . import images, latents, plot, schedule, text
 from .device import pick_device, pick_dtype
 from .errors import PromptTruncatedWarning, SDLibError
-from .images import load_image, to_pil, to_tensor
+from .images import load_image, max_pixel_diff, to_pil, to_tensor
 from .latents import decode, encode
 from .plot import plot_curves, save_fig, show_images, show_latents
-from .load import SD, SD_V1, load_sd
+from .load import SD, SD_V1, load_sd, n_params
 from .sampler import generate
 from .schedule import make_scheduler
 from .text import encode_text, tokenize

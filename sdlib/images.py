@@ -79,3 +79,11 @@ def to_pil(x):
         x = x[None]
     arr = (x.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round()
     return [Image.fromarray(a.astype(np.uint8)) for a in arr]
+
+
+def max_pixel_diff(a, b):
+    """Largest difference between two images in 0..255 steps (0 means identical pixels)."""
+    a, b = (np.asarray(load_image(x), dtype=np.int16) for x in (a, b))
+    if a.shape != b.shape:
+        raise SDLibError(f"images differ in size: {a.shape[:2]} vs {b.shape[:2]}.")
+    return int(np.abs(a - b).max())

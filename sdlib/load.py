@@ -22,6 +22,11 @@ COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
 HUB_HOST = ("huggingface.co", 443)
 
 
+def n_params(module):
+    """Number of parameters of a torch module."""
+    return sum(p.numel() for p in module.parameters())
+
+
 @dataclass
 class SD:
     """The five components of Stable Diffusion, with the device and dtype they live on."""
@@ -55,7 +60,8 @@ class SD:
             feature_extractor=None, requires_safety_checker=False)
 
     def __repr__(self):
-        n = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
+        def n(m):
+            return n_params(m) / 1e6
         return (f"SD({self.name!r}, device={self.device.type}, dtype={str(self.dtype)[6:]}, "
                 f"{self.image_size}px, unet {n(self.unet):.2f}M, vae {n(self.vae):.2f}M, "
                 f"text encoder {n(self.text_encoder):.2f}M params, "
@@ -88,6 +94,22 @@ def check_layout(folder):
 
 
 def _from_pretrained(source, local_only, dtype):
+    """The five from_pretrained calls, quiet (no progress bars for a few small files)."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    was_on = tlog.is_progress_bar_enabled()
+    tlog.disable_progress_bar()
+    dlog.disable_progress_bar()
+    try:
+        return _load_parts(source, local_only, dtype)
+    finally:
+        if was_on:
+            tlog.enable_progress_bar()
+            dlog.enable_progress_bar()
+
+
+def _load_parts(source, local_only, dtype):
     from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel
     from diffusers.schedulers import PNDMScheduler
     from transformers import CLIPTextModel, CLIPTokenizer

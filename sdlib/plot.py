@@ -13,6 +13,7 @@ from .images import to_pil
 
 CELL = 1.8
 MAX_WIDTH = 12.0
+DPI = 72  # small images stay small in notebooks; save_fig writes at 100
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 
 
@@ -31,11 +32,11 @@ def show_images(images, titles=None, ncols=None, title=None, cell=CELL, cmap=Non
     ncols = min(ncols or n, n, int(MAX_WIDTH // cell))
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * cell, nrows * cell + (0.3 if title else 0)),
-                             squeeze=False)
+                             squeeze=False, dpi=DPI)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k < n:
-            ax.imshow(_as_array(images[k]), cmap=cmap)
+            ax.imshow(_as_array(images[k]), cmap=cmap, interpolation="nearest")
             if titles is not None:
                 ax.set_title(str(titles[k]), fontsize=8)
     if title:
@@ -55,7 +56,7 @@ def show_latents(latents, title=None, cell=CELL):
 
 def plot_curves(x, curves, xlabel="", ylabel="", title=None, logy=False, width=6.0, height=3.0):
     """Line plot of named curves: `curves` maps a label to y values over x."""
-    fig, ax = plt.subplots(figsize=(width, height))
+    fig, ax = plt.subplots(figsize=(width, height), dpi=DPI)
     for label, y in curves.items():
         ax.plot(np.asarray(x), np.asarray(y), label=label)
     ax.set_xlabel(xlabel)

@@ -43,7 +43,7 @@ def tokenize(tokenizer, prompts, warn=True):
         text = tokenizer.decode(extra[extra != tokenizer.pad_token_id]).strip()
         cut.append(text)
         if text and warn:
-            shown = text if len(text) <= 80 else text[:77] + "..."
+            shown = text if len(text) <= 80 else f"{text[:50]} ... {text[-25:]}"
             warnings.warn(f"prompt is {row.shape[0]} tokens but CLIP reads {n} "
                           f"(BOS + 75 + EOS); this was cut: {shown!r}", PromptTruncatedWarning,
                           stacklevel=2)

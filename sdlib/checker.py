@@ -1,0 +1,210 @@
+"""A model-free judge of generated scenes: which colour and shape is drawn, where, how big.
+
+Why: "did the model draw a purple triangle?" should be answered by something that knows nothing
+about the model, or a model could grade itself. Because `scenes` draws from a tiny known grammar,
+plain pixel statistics suffice: segment the pixels far from the background, name the colour of
+their median, and find the shape whose template, drawn with the blob's area at its centroid,
+overlaps it best (analysis by synthesis: no thresholds per shape to tune).
+
+    verdict = judge(image)                    # {"colour": "red", "shape": "circle", ...}
+    adherence(images, [s for _, s in items])  # {"colour_acc": 0.97, "shape_acc": 0.9, ...}
+"""
+from itertools import permutations
+
+import numpy as np
+from scipy import ndimage
+
+from . import scenes as S
+from .images import load_image, to_pil
+
+ROUGH_DISTANCE = 45    # RGB distance from the background that marks a pixel as "object"
+MIN_AREA = 12          # pixels; smaller blobs are noise
+MAX_AREA_FRAC = 0.6    # a blob covering more of the image is not an object of the grammar
+MIN_SHAPE_SCORE = 0.6  # template overlap (soft IoU) below this: shape unclear -> None
+MAX_COLOUR_DISTANCE = 100  # median colour farther than this from every canonical one -> None
+EMPTY = dict(colour=None, shape=None, size=None, position=None, shape_score=0.0,
+             colour_distance=None)
+
+
+def _as_array(image):
+    if hasattr(image, "detach"):  # a (3, H, W) tensor in [0, 1]
+        image = to_pil(image)[0]
+    return np.asarray(load_image(image), dtype=np.float32)
+
+
+def _nearest_name(rgb, table):
+    names = list(table)
+    d = np.linalg.norm(np.asarray([table[n] for n in names], np.float32) - rgb, axis=1)
+    return names[int(d.argmin())], float(d.min())
+
+
+def _border(img, width=2):
+    return np.concatenate([img[:width].reshape(-1, 3), img[-width:].reshape(-1, 3),
+                           img[:, :width].reshape(-1, 3), img[:, -width:].reshape(-1, 3)])
+
+
+def estimate_background(img, k=3, min_share=0.15, iters=6):
+    """Background model from the image border: k-means tones, dropping rare ones (an object that
+    touches the border), joined into segments so the antialiased edge between two stripe tones,
+    or the span of a gradient, counts as background too. Returns (K, 2, 3) segment end points."""
+    px = _border(img)
+    order = np.argsort(px.sum(1))
+    centres = px[order[(np.array([0.1, 0.5, 0.9]) * (len(px) - 1)).astype(int)[:k]]]
+    for _ in range(iters):
+        labels = np.linalg.norm(px[:, None] - centres[None], axis=2).argmin(1)
+        centres = np.stack([px[labels == j].mean(0) if (labels == j).any() else centres[j]
+                            for j in range(len(centres))])
+    share = np.bincount(labels, minlength=len(centres)) / len(px)
+    centres = centres[share >= min_share]
+    centres = centres[np.argsort(centres.sum(1))]
+    if len(centres) == 1:
+        return centres[None].repeat(2, 0).transpose(1, 0, 2)
+    return np.stack([centres[:-1], centres[1:]], 1)
+
+
+def background_segments(spec, img):
+    """Segments (K, 2, 3) of background colours from a Scene, a Background, an RGB triple, a
+    colour name, or None (estimated from the image border)."""
+    if spec is None:
+        return estimate_background(img)
+    if isinstance(spec, S.Scene):
+        spec = spec.background
+    if isinstance(spec, S.Background):
+        t = np.asarray(spec.tones, np.float32)
+        if spec.kind == "gradient":
+            return t[None]
+        return np.stack([t, t], 1)
+    if isinstance(spec, str):
+        spec = S.BACKGROUND_COLOURS[spec]
+    c = np.asarray(spec, np.float32)
+    return np.stack([c, c])[None]
+
+
+def _nearest_background(px, segments):
+    """Distance from each pixel (N, 3) to the background model, and the nearest model colour."""
+    best_d, best_q = None, None
+    for a, b in segments:
+        d = b - a
+        t = np.clip((px - a) @ d / max(float(d @ d), 1e-6), 0, 1)
+        q = a + t[:, None] * d
+        dist = np.linalg.norm(px - q, axis=1)
+        if best_d is None:
+            best_d, best_q = dist, q
+        else:
+            closer = dist < best_d
+            best_d = np.where(closer, dist, best_d)
+            best_q = np.where(closer[:, None], q, best_q)
+    return best_d, best_q
+
+
+def _judge_blob(img, blob, dist, nearest, size):
+    """Colour, shape, size and position of one connected blob of object pixels."""
+    h, w = dist.shape
+    d_blob = dist[blob]
+    core = blob & (dist >= 0.8 * np.percentile(d_blob, 90))
+    fg = np.median(img[core], axis=0)
+    region = ndimage.binary_dilation(blob, iterations=2)
+    # soft coverage: where each pixel lies between its background colour and the object colour
+    ax = fg - nearest
+    alpha = np.clip(((img - nearest) * ax).sum(-1) / np.maximum((ax * ax).sum(-1), 1e-6), 0, 1)
+    alpha = np.where(region, alpha, 0).astype(np.float32)
+    area = float(alpha.sum())
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    cx, cy = float((alpha * xs).sum() / area), float((alpha * ys).sum() / area)
+    scores = {}
+    for shape in S.SHAPES:
+        unit_area, ux, uy = S.unit_area_centroid(shape)
+        extent = np.sqrt(area / unit_area)
+        tmpl = S.shape_alpha(shape, (cx - ux * extent, cy - uy * extent), extent, size)
+        scores[shape] = float(np.minimum(alpha, tmpl).sum() / np.maximum(alpha, tmpl).sum())
+    shape = max(scores, key=scores.get)
+    colour, colour_distance = _nearest_name(fg, S.COLOURS)
+    hard_y, hard_x = np.nonzero(alpha >= 0.5)
+    if len(hard_x) == 0:
+        hard_y, hard_x = np.nonzero(blob)
+    bx, by = (hard_x.min() + hard_x.max() + 1) / 2 / w, (hard_y.min() + hard_y.max() + 1) / 2 / h
+    extent_frac = max(hard_x.max() - hard_x.min() + 1, hard_y.max() - hard_y.min() + 1) / size
+    col, row = (int(np.digitize(v, [0.4, 0.6])) - 1 for v in (bx, by))
+    position = next(n for n, cr in S.POSITIONS.items() if cr == (col, row))
+    size_name = ("small", "medium", "large")[int(np.digitize(extent_frac, [0.28, 0.405]))]
+    return dict(colour=colour if colour_distance <= MAX_COLOUR_DISTANCE else None,
+                shape=shape if scores[shape] >= MIN_SHAPE_SCORE else None,
+                size=size_name, position=position, shape_score=scores[shape],
+                colour_distance=colour_distance, rgb=tuple(float(v) for v in fg),
+                area=area, center=(bx, by), scores=scores)
+
+
+def judge(image, scene_or_background=None, max_objects=4):
+    """Judge one image (PIL, uint8 array, path or (3, H, W) tensor in [0, 1]).
+
+    scene_or_background: a Scene/Background/RGB/colour name whose colours are the background, or
+    None to estimate it from the border (right for generated images, whose background may not be
+    the one asked for). Returns the largest object's colour, shape, size, position (None where
+    nothing or nothing recognisable was found), the background's nearest colour name, and
+    `objects`: the same for every blob, largest first.
+    """
+    img = _as_array(image)
+    h, w, _ = img.shape
+    segments = background_segments(scene_or_background, img)
+    dist, nearest = _nearest_background(img.reshape(-1, 3), segments)
+    dist, nearest = dist.reshape(h, w), nearest.reshape(h, w, 3)
+    labels, n = ndimage.label(dist > ROUGH_DISTANCE, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    keep = [i + 1 for i in np.argsort(-areas)
+            if MIN_AREA <= areas[i] <= MAX_AREA_FRAC * h * w][:max_objects]
+    objects = [_judge_blob(img, labels == i, dist, nearest, w) for i in keep]
+    border = np.median(_border(img), axis=0)
+    result = dict(objects[0] if objects else EMPTY)
+    result.update(background=_nearest_name(border, S.BACKGROUND_COLOURS)[0], objects=objects,
+                  n_objects=len(objects))
+    return result
+
+
+def _match(verdict, scene):
+    """Pair scene objects with the largest detected blobs (best of all orderings): per-object
+    (colour_ok, shape_ok) for every object the scene asked for; missing blobs count as wrong."""
+    wanted = scene.objects
+    found = verdict["objects"][:len(wanted)] + [EMPTY] * max(0, len(wanted) - verdict["n_objects"])
+    best = None
+    for perm in permutations(found, len(wanted)):
+        hits = [(f["colour"] == o.colour, f["shape"] == o.shape) for f, o in zip(perm, wanted)]
+        if best is None or sum(map(sum, hits)) > sum(map(sum, best)):
+            best = hits
+    return best
+
+
+def adherence(images, scenes, use_scene_background=False):
+    """Fraction of asked-for objects drawn with the right colour, shape, and both, judged per
+    object. Backgrounds are estimated from each image unless use_scene_background."""
+    hits = []
+    for image, scene in zip(images, scenes, strict=True):
+        verdict = judge(image, scene if use_scene_background else None)
+        hits += _match(verdict, scene)
+    hits = np.asarray(hits, dtype=bool).reshape(-1, 2)
+    n = len(hits)
+    return dict(colour_acc=float(hits[:, 0].mean()) if n else float("nan"),
+                shape_acc=float(hits[:, 1].mean()) if n else float("nan"),
+                both_acc=float(hits.all(1).mean()) if n else float("nan"), n=n)
+
+
+def validate(n=500, seed=0, size=64, use_scene_background=False, verbose=True):
+    """The checker's own accuracy on ground-truth renders of single-object scenes (all pairs,
+    all backgrounds): what a perfect generator would score. Also size/position accuracy and the
+    shapes most often confused, so a failure says where to look."""
+    images, _, scenes = S.make_batch(n, seed, size, split="all", two_object_prob=0.0)
+    right = {k: 0 for k in ("colour", "shape", "size", "position")}
+    confusions = {}
+    for image, scene in zip(images, scenes):
+        v = judge(image, scene if use_scene_background else None)
+        truth = scene.main
+        for k in right:
+            right[k] += v[k] == getattr(truth, k)
+        if v["shape"] != truth.shape:
+            key = (truth.shape, v["shape"])
+            confusions[key] = confusions.get(key, 0) + 1
+    result = {f"{k}_acc": right[k] / n for k in right}
+    result["confusions"] = dict(sorted(confusions.items(), key=lambda kv: -kv[1]))
+    if verbose:
+        print(", ".join(f"{k} {v:.3f}" for k, v in result.items() if k.endswith("acc")),
+              f"on {n} ground-truth renders; shape confusions {result['confusions']}")
+    return result

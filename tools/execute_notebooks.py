@@ -1,0 +1,51 @@
+"""Execute notebooks top to bottom, the one way they are committed.
+
+    .venv/bin/python tools/execute_notebooks.py [notebooks/01_*.ipynb ...]
+
+Runs each notebook in a fresh kernel on the built-in model on CPU (SDLIB_MODEL=builtin,
+SDLIB_DEVICE=cpu, offline), from the notebooks/ folder, and writes it back with outputs and
+execution counts 1..N. Prints the wall time of each. Used by the benchmark as well.
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {"SDLIB_MODEL": "builtin", "SDLIB_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
+       "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0",
+       "TQDM_DISABLE": "1"}
+
+
+def execute(path, write=True, timeout=600):
+    """Run one notebook; return its wall time in seconds."""
+    os.environ.update(ENV)
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    seconds = time.perf_counter() - start
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None) if not _has_widgets(nb) else None
+    if write:
+        nbformat.write(nb, path)
+    return seconds
+
+
+def _has_widgets(nb):
+    return any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+               for c in nb.cells for o in c.get("outputs", []))
+
+
+def main(paths):
+    paths = paths or sorted(str(p) for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+    for p in paths:
+        print(f"{Path(p).name}: {execute(p):.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

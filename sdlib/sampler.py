@@ -17,7 +17,8 @@ from .text import encode_text
 
 def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5, seed=0,
              height=None, width=None, scheduler=None, init_image=None, strength=0.8,
-             callback=None, loss_fn=None, loss_scale=0.0, loss_every=1, output="pil"):
+             callback=None, loss_fn=None, loss_scale=0.0, loss_every=1, output="pil",
+             text_emb=None, uncond_emb=None):
     """Text (and optionally an init image) -> image(s).
 
     guidance_scale: classifier-free guidance; 1 runs the text half only, 0 the uncond half only.
@@ -27,7 +28,11 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     loss_fn(image) -> scalar: gradient guidance on the decoded x0_pred (B, 3, H, W) in [0, 1],
         applied with `loss_scale` every `loss_every` steps.
     output: "pil" (an image, or a list for a list of prompts), "tensor" (B, 3, H, W), "latents".
+    text_emb, uncond_emb: (B, 77, D) embeddings to use instead of encoding prompt / negative_prompt
+        (for edited or learned embeddings); the prompt then only sets the batch size if needed.
     """
+    if text_emb is not None:
+        prompt = prompt if prompt is not None else [""] * len(text_emb)
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
     negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
     height, width = height or sd.image_size, width or sd.image_size
@@ -37,15 +42,15 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     step_kwargs = {"generator": g} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
     # 1. Text: uncond (negative) and cond embeddings, both padded to 77 tokens. (2B, 77, D)
-    text_emb = encode_text(sd, prompts).to(sd.dtype)
-    uncond_emb = encode_text(sd, negatives).to(sd.dtype)
+    text_emb = (encode_text(sd, prompts) if text_emb is None else text_emb).to(sd.device, sd.dtype)
+    uncond_emb = (encode_text(sd, negatives) if uncond_emb is None else uncond_emb).to(sd.device, sd.dtype)
     cfg = guidance_scale not in (0, 1)
     emb = torch.cat([uncond_emb, text_emb]) if cfg else (uncond_emb if guidance_scale == 0 else text_emb)
 
     # 2. Timesteps, and the starting latents x_T (pure noise, or a noised image for img2img).
     scheduler.set_timesteps(num_steps, device=sd.device)
     timesteps = scheduler.timesteps
-    shape = (len(prompts), sd.unet.config.in_channels, height // sd.vae_scale, width // sd.vae_scale)
+    shape = (len(text_emb), sd.unet.config.in_channels, height // sd.vae_scale, width // sd.vae_scale)
     if init_image is None:
         x_t = torch.randn(shape, generator=g, dtype=sd.dtype).to(sd.device) * scheduler.init_noise_sigma
     else:

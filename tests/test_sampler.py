@@ -85,3 +85,11 @@ def test_guidance_loss_moves_the_image(sd):
 def test_bad_size_is_one_clear_error(sd):
     with pytest.raises(sdlib.SDLibError, match="multiples of 8"):
         sdlib.generate(sd, "a red circle", height=60, width=64, num_steps=2)
+
+
+def test_precomputed_embeddings_give_the_same_image(sd):
+    kw = dict(num_steps=4, seed=2, output="tensor")
+    ref = sdlib.generate(sd, "a red circle", "a blue square", **kw)
+    emb = sdlib.encode_text(sd, "a red circle")
+    neg = sdlib.encode_text(sd, "a blue square")
+    assert torch.equal(sdlib.generate(sd, None, text_emb=emb, uncond_emb=neg, **kw), ref)

@@ -4,7 +4,9 @@
     sd = sdlib.load_sd()                     # built-in model on CPU, SD v1.4 on a GPU
     image = sdlib.generate(sd, "a red circle on the left", seed=0)
 """
-from . import images, latents, plot, schedule, text
+from . import checker, images, latents, plot, scenes, schedule, text
+from . import animate, embeddings, explore_embeddings, explore_guidance, explore_latents  # noqa: F401
+from . import explore_noise, guidance, metrics, unet_tools  # noqa: F401
 from .device import pick_device, pick_dtype
 from .errors import PromptTruncatedWarning, SDLibError
 from .images import load_image, max_pixel_diff, to_pil, to_tensor

@@ -6,8 +6,10 @@ cross-attention, SD's scheduler config), only narrower, so that every notebook r
 a laptop CPU. It is written in the diffusers folder layout, so it loads through exactly the same
 `from_pretrained` code as `CompVis/stable-diffusion-v1-4`.
 
-This first version is randomly initialised (deterministically from `SEED`); pictures from it are
-noise-like, but every shape, step and equality that the course shows is real.
+The trained model ships in the package (`SHIPPED`, made by `python -m sdlib.train`, see its model
+card). Without it (a checkout before training), `build_builtin` makes the same architecture
+randomly initialised from `SEED` into a cache folder: pictures are then noise-like, but every
+shape, step and equality the course shows is still real.
 """
 import json
 import os
@@ -18,7 +20,7 @@ import torch
 from .tokenizer import MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
 
 NAME = "builtin"
-VERSION = "v0-random"
+VERSION = "v1-random"
 SEED = 0
 IMAGE_SIZE = 64  # pixels; latents are IMAGE_SIZE // 8
 
@@ -42,10 +44,18 @@ TEXT_CONFIG = dict(
 )
 UNET_CONFIG = dict(
     sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
-    block_out_channels=(64, 128), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64,
+    block_out_channels=(64, 128), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64,
     attention_head_dim=8, norm_num_groups=16,
 )
+MODEL_INDEX = {
+    "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0",
+    "feature_extractor": [None, None], "safety_checker": [None, None],
+    "requires_safety_checker": False, "scheduler": ["diffusers", "PNDMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+}
+SHIPPED = Path(__file__).resolve().parent / "models" / NAME  # the trained model, in the package
 
 
 def cache_dir():
@@ -68,20 +78,7 @@ def build_builtin(folder, seed=SEED):
         tmp / "text_encoder", safe_serialization=True)
     torch.manual_seed(seed + 2)
     UNet2DConditionModel(**UNET_CONFIG).save_pretrained(tmp / "unet", safe_serialization=True)
-    (tmp / "scheduler").mkdir()
-    (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(SCHEDULER_CONFIG, indent=2))
-    save_clip_tokenizer(tmp / "tokenizer")
-    index = {
-        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0",
-        "feature_extractor": [None, None], "safety_checker": [None, None],
-        "requires_safety_checker": False,
-        "scheduler": ["diffusers", "PNDMScheduler"],
-        "text_encoder": ["transformers", "CLIPTextModel"],
-        "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet2DConditionModel"],
-        "vae": ["diffusers", "AutoencoderKL"],
-    }
-    (tmp / "model_index.json").write_text(json.dumps(index, indent=2))
+    write_skeleton(tmp)
     (tmp / "README.md").write_text(
         f"# sdlib built-in model ({VERSION})\n\nRandomly initialised from seed {seed}; "
         "SD v1 classes and scheduler config at a small width. See sdlib/builtin.py.\n")
@@ -93,8 +90,20 @@ def build_builtin(folder, seed=SEED):
     return folder
 
 
+def write_skeleton(folder):
+    """The weight-free parts of the folder: tokenizer, scheduler config, model_index.json."""
+    folder = Path(folder)
+    (folder / "scheduler").mkdir(parents=True, exist_ok=True)
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(SCHEDULER_CONFIG, indent=2))
+    save_clip_tokenizer(folder / "tokenizer")
+    (folder / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
+    return folder
+
+
 def builtin_path():
-    """The built-in model's folder, built on first use."""
+    """The built-in model's folder: the shipped trained model, else a random one built on first use."""
+    if (SHIPPED / "model_index.json").exists():
+        return SHIPPED
     folder = cache_dir()
     if not (folder / "model_index.json").exists():
         build_builtin(folder)

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from . import scenes as S
 from .images import load_image, to_pil
+from .shapes import SHAPES, shape_alpha, unit_area_centroid
 
 ROUGH_DISTANCE = 45    # RGB distance from the background that marks a pixel as "object"
 MIN_AREA = 12          # pixels; smaller blobs are noise
@@ -112,10 +113,10 @@ def _judge_blob(img, blob, dist, nearest, size):
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
     cx, cy = float((alpha * xs).sum() / area), float((alpha * ys).sum() / area)
     scores = {}
-    for shape in S.SHAPES:
-        unit_area, ux, uy = S.unit_area_centroid(shape)
+    for shape in SHAPES:
+        unit_area, ux, uy = unit_area_centroid(shape)
         extent = np.sqrt(area / unit_area)
-        tmpl = S.shape_alpha(shape, (cx - ux * extent, cy - uy * extent), extent, size)
+        tmpl = shape_alpha(shape, (cx - ux * extent, cy - uy * extent), extent, size)
         scores[shape] = float(np.minimum(alpha, tmpl).sum() / np.maximum(alpha, tmpl).sum())
     shape = max(scores, key=scores.get)
     colour, colour_distance = _nearest_name(fg, S.COLOURS)

@@ -39,3 +39,60 @@ def decode(sd, latents, grad=False):
     with torch.set_grad_enabled(grad):
         x = sd.vae.decode(latents.to(sd.device, sd.dtype) / sd.vae.config.scaling_factor).sample
     return (x / 2 + 0.5).clamp(0, 1)  # (B, 3, H, W)
+
+
+# ---------------------------------------------------------------- latent arithmetic
+def compression(sd, height=None, width=None):
+    """(image shape, latent shape, factor): how many pixel numbers one latent number stands for.
+
+    Computed from the model's own sizes (3 colour channels, `sd.vae_scale` pixels per latent cell
+    along each side, `latent_channels` channels), so it says 48 for SD v1 without assuming it.
+    """
+    height, width = height or sd.image_size, width or sd.image_size
+    check_size(height, width, multiple=sd.vae_scale)
+    image = (1, 3, height, width)
+    latent = (1, sd.vae.config.latent_channels, height // sd.vae_scale, width // sd.vae_scale)
+    n_image, n_latent = 3 * height * width, latent[1] * latent[2] * latent[3]
+    return image, latent, n_image / n_latent
+
+
+def lerp(z_a, z_b, alpha):
+    """Straight-line blend (1 - alpha) * z_a + alpha * z_b of two latents of one shape."""
+    if z_a.shape != z_b.shape:
+        raise SDLibError(f"cannot blend latents of shapes {tuple(z_a.shape)} and {tuple(z_b.shape)}.")
+    return (1 - alpha) * z_a + alpha * z_b
+
+
+def slerp(z_a, z_b, alpha, eps=1e-7):
+    """Spherical blend: follows the arc between z_a and z_b, keeping the norm in between.
+
+    Why: halfway along a straight line between two unrelated Gaussian-like latents the norm
+    drops by about 1/sqrt(2), so the midpoint is "too quiet"; slerp keeps it at the same scale.
+    Falls back to `lerp` for (nearly) parallel latents. Each batch item is blended on its own.
+    """
+    if z_a.shape != z_b.shape:
+        raise SDLibError(f"cannot blend latents of shapes {tuple(z_a.shape)} and {tuple(z_b.shape)}.")
+    a, b = z_a.flatten(1).double(), z_b.flatten(1).double()  # (B, N)
+    cos = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(eps)).clamp(-1, 1)  # (B,)
+    theta = torch.arccos(cos)
+    sin = torch.sin(theta)
+    parallel = sin.abs() < eps
+    safe = torch.where(parallel, torch.ones_like(sin), sin)
+    w_a = torch.where(parallel, 1 - alpha + 0 * sin, torch.sin((1 - alpha) * theta) / safe)
+    w_b = torch.where(parallel, alpha + 0 * sin, torch.sin(alpha * theta) / safe)
+    out = w_a[:, None] * a + w_b[:, None] * b
+    return out.reshape(z_a.shape).to(z_a.dtype)
+
+
+def edit_channel(latents, channel, scale=1.0, shift=0.0):
+    """A copy of `latents` (B, C, h, w) with one channel replaced by scale * channel + shift.
+
+    scale=0 zeroes the channel; scale=-1 flips it; shift adds a constant over the whole picture.
+    Decode the result to see what that channel carries.
+    """
+    if latents.ndim != 4 or not 0 <= channel < latents.shape[1]:
+        raise SDLibError(f"channel must be in 0..{latents.shape[1] - 1} for latents of shape "
+                         f"{tuple(latents.shape)}, got {channel}.")
+    out = latents.clone()
+    out[:, channel] = latents[:, channel] * scale + shift  # (B, h, w)
+    return out

@@ -10,24 +10,23 @@ in training, so we can ask whether the model composes "purple" and "triangle" it
 
 Everything random comes from a `np.random.default_rng` passed in: same seed, same pixels.
 """
-import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from .shapes import SHAPES, shape_alpha, texture, unit_area_centroid  # noqa: F401 (re-exported)
 
 COLOURS = {  # canonical RGB of the object colours; each image jitters every channel by +-JITTER
     "red": (215, 30, 30), "green": (35, 160, 55), "blue": (35, 75, 215),
     "yellow": (245, 210, 30), "purple": (135, 55, 175), "orange": (245, 130, 20),
     "white": (250, 250, 250), "black": (20, 20, 20)}
 BACKGROUND_COLOURS = dict(COLOURS, grey=(128, 128, 128))
-SHAPES = ("circle", "square", "triangle", "star", "cross", "diamond")
 SIZES = {"small": 0.22, "medium": 0.34, "large": 0.47}  # bounding-box side / image side
 POSITIONS = {"middle": (0, 0), "left": (-1, 0), "right": (1, 0), "top": (0, -1), "bottom": (0, 1),
              "top left": (-1, -1), "top right": (1, -1), "bottom left": (-1, 1),
              "bottom right": (1, 1)}  # name -> (column, row) in a 3x3 grid
-TEXTURES = ("striped", "checked", "gradient")
+TEXTURES = ("striped", "checked", "gradient")  # drawn by shapes.texture
 # One held-out colour per shape, six different colours: every colour and every shape is still seen.
 HELD_OUT = (("yellow", "circle"), ("orange", "square"), ("purple", "triangle"),
             ("green", "star"), ("blue", "cross"), ("red", "diamond"))
@@ -73,6 +72,7 @@ class Background:
 
 @dataclass(frozen=True)
 class Scene:
+    """What one image shows: 1 or 2 `Obj`s (the first is `main`) on a `Background`."""
     objects: tuple
     background: Background
 
@@ -81,88 +81,9 @@ class Scene:
         return self.objects[0]
 
 
-# ---------------------------------------------------------------- geometry
-def _star(points=5, inner=0.42):
-    angles = -math.pi / 2 + np.arange(2 * points) * math.pi / points
-    radius = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
-    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], 1)
-
-
-def _cross(arm=0.36):
-    a, b = arm / 2, 0.5
-    return np.array([(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a), (a, b), (-a, b),
-                     (-a, a), (-b, a), (-b, -a), (-a, -a)])
-
-
-def _normalise(poly):
-    """Centre the bounding box on (0, 0) and scale its longer side to 1."""
-    poly = np.asarray(poly, dtype=np.float64)
-    lo, hi = poly.min(0), poly.max(0)
-    return (poly - (lo + hi) / 2) / (hi - lo).max()
-
-
-_t = np.linspace(0, 2 * math.pi, 64, endpoint=False)
-UNIT_POLYGONS = {  # y points down, as in images; each fills a unit bounding box
-    "circle": _normalise(np.stack([np.cos(_t), np.sin(_t)], 1)),
-    "square": _normalise([(-1, -1), (1, -1), (1, 1), (-1, 1)]),
-    "triangle": _normalise([(0, -math.sqrt(3)), (1, 0), (-1, 0)]),
-    "star": _normalise(_star()),
-    "cross": _normalise(_cross()),
-    "diamond": _normalise([(0, -1), (0.76, 0), (0, 1), (-0.76, 0)]),
-}
-
-
-@lru_cache(maxsize=None)
-def unit_area_centroid(shape):
-    """(area, cx, cy) of a unit shape by the shoelace formula; the checker fits templates by
-    area and centroid, which are robust statistics of a blurry blob, unlike its bounding box."""
-    x, y = UNIT_POLYGONS[shape].T
-    x1, y1 = np.roll(x, -1), np.roll(y, -1)
-    cross = x * y1 - x1 * y
-    area = cross.sum() / 2
-    return (float(abs(area)), float(((x + x1) * cross).sum() / (6 * area)),
-            float(((y + y1) * cross).sum() / (6 * area)))
-
-
-def shape_alpha(shape, center_px, extent_px, size, supersample=4):
-    """Coverage in [0, 1], float32 (size, size), of a shape drawn with its bbox centred at
-    `center_px` (x, y in pixels, pixel k spans [k, k+1)) and longer bbox side `extent_px`.
-    Drawn at `supersample`x and box-filtered down: antialiased edges without blur."""
-    s = supersample
-    pts = (UNIT_POLYGONS[shape] * extent_px + center_px) * s - 0.5  # PIL puts pixel centres on ints
-    canvas = Image.new("L", (size * s, size * s), 0)
-    ImageDraw.Draw(canvas).polygon([tuple(p) for p in pts], fill=255)
-    return np.asarray(canvas.reduce(s), dtype=np.float32) / 255.0
-
-
-@lru_cache(maxsize=8)
-def _grid(size):
-    c = np.arange(size, dtype=np.float32) + 0.5
-    return np.meshgrid(c, c)  # x, y of pixel centres
-
-
-def _stripes(u, period):
-    """Antialiased square wave in [0, 1] along pixel coordinate u: 1 inside a stripe."""
-    g = np.mod(u + period / 4, period) - period / 2
-    return np.clip(0.5 + period / 4 - np.abs(g), 0, 1)
-
-
 def background_pixels(bg, size):
     """Float32 (size, size, 3) background image."""
-    tones = np.asarray(bg.tones, dtype=np.float32)
-    if bg.kind == "solid":
-        return np.broadcast_to(tones[0], (size, size, 3)).copy()
-    x, y = _grid(size)
-    period = bg.period * size
-    if bg.kind == "striped":
-        t = _stripes(x * math.cos(bg.angle) + y * math.sin(bg.angle), period)
-    elif bg.kind == "checked":
-        sx, sy = _stripes(x, period), _stripes(y, period)
-        t = sx * (1 - sy) + (1 - sx) * sy
-    else:  # gradient, from tones[0] to tones[1] along `angle`
-        u = (x / size - 0.5) * math.cos(bg.angle) + (y / size - 0.5) * math.sin(bg.angle)
-        t = np.clip(u / (abs(math.cos(bg.angle)) / 2 + abs(math.sin(bg.angle)) / 2) / 2 + 0.5, 0, 1)
-    return tones[0] + t[..., None] * (tones[1] - tones[0])
+    return texture(bg.kind, bg.tones, bg.period * size, bg.angle, size)
 
 
 def render(scene, size=64):
@@ -213,6 +134,14 @@ def _contrast_ok(tones, objects):
                for t in tones for o in objects)
 
 
+def _tones(kind, base):
+    """A solid colour, or a texture's two tones: the second a little darker, low contrast."""
+    if kind == "solid":
+        return (base,)
+    dark = 40 if kind == "gradient" else 28
+    return (base, tuple(max(v - dark, 0) for v in base))
+
+
 def sample_background(rng, objects, texture_prob=0.45):
     """A solid named colour, or a pale low-contrast texture, far from every object's colour."""
     kind = "solid" if rng.random() >= texture_prob else TEXTURES[rng.integers(len(TEXTURES))]
@@ -220,13 +149,11 @@ def sample_background(rng, objects, texture_prob=0.45):
     for i in rng.permutation(len(names)):
         name = names[i]
         base = BACKGROUND_COLOURS[name] if kind == "solid" else _pale(BACKGROUND_COLOURS[name])
-        dark = 40 if kind == "gradient" else 28  # second tone: a little darker, low contrast
-        tones = (base,) if kind == "solid" else (base, tuple(max(v - dark, 0) for v in base))
-        if _contrast_ok(tones, objects):
+        if _contrast_ok(_tones(kind, base), objects):
             break
-    tones = tuple(_jitter(rng, t) for t in tones)
+    tones = _tones(kind, _jitter(rng, base))
     period = rng.uniform(0.14, 0.2) if kind == "striped" else rng.uniform(0.25, 0.34)
-    angle = (rng.integers(4) * math.pi / 4) if kind == "striped" else rng.uniform(0, 2 * math.pi)
+    angle = (rng.integers(4) * np.pi / 4) if kind == "striped" else rng.uniform(0, 2 * np.pi)
     return Background(kind, name, tones, float(period) if kind != "solid" else 0.0,
                       float(angle) if kind in ("striped", "gradient") else 0.0)
 
@@ -268,9 +195,10 @@ def _noun_phrase(obj, rng, with_size, article=True):
 
 
 def background_phrase(bg, rng):
+    """ "on a yellow background", "on a plain grey background", "on a striped background"."""
     if bg.kind != "solid":
         return f"on {_a(bg.kind)} background"
-    return f"on a {'plain ' if rng.random() < 0.15 else ''}{bg.colour} background"
+    return f"on {_a(('plain ' if rng.random() < 0.15 else '') + bg.colour)} background"
 
 
 def caption(scene, rng):
@@ -295,7 +223,7 @@ def caption(scene, rng):
 
 def make_batch(n, seed, size=64, split="train", as_pil=False, two_object_prob=0.2):
     """n seeded (image, caption, scene) triples: images as uint8 (n, size, size, 3), or a list of
-    PIL images with as_pil=True. About 0.3 ms an image at 64 px on one core."""
+    PIL images with as_pil=True. About 0.6 ms an image at 64 px: 10,000 in ~6 s on one core."""
     rng = np.random.default_rng(seed)
     scenes = [sample_scene(rng, split, two_object_prob) for _ in range(n)]
     captions = [caption(s, rng) for s in scenes]

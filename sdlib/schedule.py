@@ -63,3 +63,91 @@ def make_scheduler(name, like):
     return cls.from_config(like.config)
 
 
+
+
+# ---------------------------------------------------------------- the schedule, derived
+def betas_from_config(config):
+    """The training betas from a scheduler config, by the formula (not read from the scheduler).
+
+    "linear": evenly spaced from beta_start to beta_end (DDPM). "scaled_linear" (SD): evenly
+    spaced in sqrt(beta), then squared, which adds noise more gently early on. (T,) float32.
+    """
+    import torch
+
+    from .errors import SDLibError
+
+    kind, n = config["beta_schedule"], config["num_train_timesteps"]
+    lo, hi = config["beta_start"], config["beta_end"]
+    if kind == "linear":
+        return torch.linspace(lo, hi, n, dtype=torch.float32)
+    if kind == "scaled_linear":
+        return torch.linspace(lo**0.5, hi**0.5, n, dtype=torch.float32) ** 2
+    raise SDLibError(f"beta_schedule {kind!r} is not derived here; use 'linear' or 'scaled_linear'.")
+
+
+def alpha_bars_from_betas(betas):
+    """alpha_bar_t = prod_{s <= t} (1 - beta_s): how much of x0 survives to step t, squared."""
+    import torch
+
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+def sigma_at(scheduler, t):
+    """sigma at (possibly fractional) timesteps t, interpolated linearly in the training table.
+
+    This is how LMS and Euler place their sigmas for N steps; for whole-number timesteps it is
+    simply sigmas_from_alpha_bars(alpha_bar[t]). Returns a float32 tensor shaped like t.
+    """
+    import numpy as np
+    import torch
+
+    table = sigmas_from_alpha_bars(scheduler.alphas_cumprod).numpy()  # (T,)
+    t = torch.as_tensor(t).detach().cpu().double()
+    out = np.interp(t.numpy(), np.arange(len(table)), table)
+    return torch.from_numpy(np.asarray(out)).float()
+
+
+def sampler_schedule(scheduler, num_steps):
+    """(timesteps, sigmas) a sampler visits for `num_steps`, from a fresh copy of it.
+
+    sigmas[i] is the noise level of the latents fed to the UNet at timesteps[i] (in the VE view),
+    the same for every kind of scheduler, so samplers can be compared on one axis.
+    """
+    import copy
+
+    sch = copy.deepcopy(scheduler)
+    sch.set_timesteps(num_steps)
+    return sch.timesteps.cpu(), sigma_at(sch, sch.timesteps)
+
+
+def add_noise_vp(x0, eps, alpha_bar):
+    """Variance-preserving forward process: sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * eps."""
+    return alpha_bar**0.5 * x0 + (1 - alpha_bar) ** 0.5 * eps
+
+
+def add_noise_ve(x0, eps, sigma):
+    """Variance-exploding forward process: x0 + sigma * eps (what LMS/Euler's add_noise do)."""
+    return x0 + sigma * eps
+
+
+def ve_to_vp(x_t, sigma):
+    """x_t / sqrt(sigma^2 + 1): VE latents back to unit scale, what `scale_model_input` does."""
+    return x_t / (sigma**2 + 1) ** 0.5
+
+
+def img2img_first(scheduler, num_steps, strength):
+    """(first step index, its timestep t, its sigma) where img2img starts for `strength`.
+
+    strength 1.0 starts at the very first (noisiest) step; smaller strengths skip
+    num_steps - int(num_steps * strength) steps and start from a less noisy latent.
+    Returns t=None and sigma=0.0 when no step is left to run (strength too small).
+    """
+    import copy
+
+    t_start, n_run = img2img_start(num_steps, strength)
+    if n_run == 0:
+        return t_start, None, 0.0
+    sch = copy.deepcopy(scheduler)
+    sch.set_timesteps(num_steps)
+    t = sch.timesteps[t_start * sch.order]
+    return t_start, t, float(sigma_at(sch, t))

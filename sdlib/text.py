@@ -114,3 +114,16 @@ def nearest_tokens(tokenizer, text_encoder, vector, k=5):
     top = sims.topk(k)
     return [(tokenizer.convert_ids_to_tokens(int(i)), round(float(s), 4))
             for s, i in zip(top.values, top.indices)]
+
+
+def embedding_layer(text_encoder):
+    """The text model's own embedding layer (token + position), to check `embed` against."""
+    return _text_model(text_encoder).embeddings
+
+
+def encode_embeddings_with_grad(text_encoder, input_embeds):
+    """`encode_embeddings` with gradients kept: learning an input embedding needs them.
+
+    Same code (the undecorated function), so the two can never drift apart.
+    """
+    return encode_embeddings.__wrapped__(text_encoder, input_embeds)

@@ -1,12 +1,15 @@
 """The procedural dataset: seeded, captions that tell the truth, held-out pairs kept out."""
+import importlib.util
 import re
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from sdlib import scenes as S
+from sdlib.tokenizer import clip_vocab_and_merges
 
 
 def _scenes(n, seed, split="train", two_object_prob=0.2):
@@ -79,14 +82,11 @@ def test_backgrounds_contrast_with_every_object():
         for tone in scene.background.tones:
             for obj in scene.objects:
                 dist = np.linalg.norm(np.subtract(tone, S.COLOURS[obj.colour]))
-                assert dist >= S.MIN_CONTRAST - 2 * S.JITTER * np.sqrt(3)
+                assert dist >= S.MIN_CONTRAST - S.JITTER * np.sqrt(3)  # tones are jittered
         if scene.background.kind != "solid":  # textures stay low-contrast
             t = np.asarray(scene.background.tones, dtype=float)
-            assert np.linalg.norm(t[0] - t[1]) < 90
-
-
-def _words_of(phrase_table, name):
-    return phrase_table[name]
+            limit = 70 if scene.background.kind == "gradient" else 50
+            assert np.linalg.norm(t[0] - t[1]) < limit
 
 
 def test_captions_name_what_is_drawn():
@@ -116,11 +116,11 @@ def test_captions_name_what_is_drawn():
 
 
 def test_caption_words_are_single_clip_tokens():
-    tokenizer = pytest.importorskip("sdlib.tokenizer")
-    try:
-        vocab, _ = tokenizer.clip_vocab_and_merges()
-    except ImportError:
+    spec = importlib.util.find_spec("open_clip")  # located, not imported: importing is slow
+    if spec is None:
         pytest.skip("open_clip (which ships CLIP's merge list) is not installed")
+    merges = Path(spec.submodule_search_locations[0]) / "bpe_simple_vocab_16e6.txt.gz"
+    vocab, _ = clip_vocab_and_merges(merges)
     rng = np.random.default_rng(6)
     words = {w for s in _scenes(1000, seed=6) for w in S.caption(s, rng).replace(",", "").split()}
     words |= {w for p, _ in S.eval_prompts(60, seed=0) for w in p.split()}
@@ -139,4 +139,4 @@ def test_eval_prompts_cover_held_out_pairs_evenly():
 def test_ten_thousand_images_take_seconds_not_minutes():
     start = time.perf_counter()
     S.make_batch(500, seed=0)
-    assert (time.perf_counter() - start) * 20 < 60  # measured ~5 s for 10,000 on one core
+    assert (time.perf_counter() - start) * 20 < 60  # measured ~6 s for 10,000 on one core

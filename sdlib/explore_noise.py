@@ -1,0 +1,157 @@
+"""Pictures of the noise schedule, and an img2img explorer with a strength slider and a sigma scrubber.
+
+Why: "strength 0.6" only makes sense once you see which noise level it starts from and how many
+of the sampler's steps it skips. `plot_schedule` draws the training schedule with a sampler's
+steps on it; `plot_sampler_sigmas` compares samplers; `strength_view` draws one img2img run with
+its starting point and any step's noised latent (the tests call it); `strength_explorer` puts
+sliders on it.
+"""
+import copy
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from . import plot
+from .errors import SDLibError
+from .images import load_image
+from .latents import decode, encode
+from .schedule import (alpha_bars, img2img_start, is_ve, sampler_schedule, sigmas_from_alpha_bars,
+                       ve_to_vp)
+
+
+def plot_schedule(scheduler, num_steps=None, title=None):
+    """Three panels over the training timesteps: beta_t; sqrt(alpha_bar) (how much image is left)
+    and sqrt(1 - alpha_bar) (how much noise); sigma on a log axis, with the timesteps a sampler
+    visits for `num_steps` marked on it (training uses all of them, sampling only a few)."""
+    alpha_bar = alpha_bars(scheduler).float()  # (T,)
+    t = np.arange(len(alpha_bar))
+    fig, axes = plt.subplots(1, 3, figsize=(plot.MAX_WIDTH, 2.8), dpi=plot.DPI)
+    axes[0].plot(t, scheduler.betas.float().numpy())
+    axes[0].set_title("beta_t: noise added at each step", fontsize=9)
+    axes[1].plot(t, alpha_bar.sqrt().numpy(), label="sqrt(alpha_bar): image")
+    axes[1].plot(t, (1 - alpha_bar).sqrt().numpy(), label="sqrt(1 - alpha_bar): noise")
+    axes[1].legend(fontsize=7)
+    axes[1].set_title("what is left of x0, and of the noise", fontsize=9)
+    sigma = sigmas_from_alpha_bars(alpha_bar)
+    axes[2].plot(t, sigma.numpy(), label="training: all timesteps")
+    if num_steps:
+        ts, sig = sampler_schedule(scheduler, num_steps)
+        axes[2].plot(ts.float().numpy(), sig.numpy(), "o", ms=4,
+                     label=f"{type(scheduler).__name__}, {num_steps} steps")
+        axes[2].legend(fontsize=7)
+    axes[2].set_yscale("log")
+    axes[2].set_title("sigma = sqrt((1 - alpha_bar) / alpha_bar)", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("timestep t", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sampler_sigmas(schedulers, num_steps, title=None):
+    """sigma of every UNet call, step by step, for several samplers ({name: scheduler})."""
+    curves = {name: sampler_schedule(sch, num_steps)[1].numpy() for name, sch in schedulers.items()}
+    fig, ax = plt.subplots(figsize=(6.0, 3.0), dpi=plot.DPI)
+    for name, sig in curves.items():
+        ax.plot(np.arange(len(sig)), sig, "o-", ms=3, label=f"{name} ({len(sig)} calls)")
+    ax.set_yscale("log")
+    ax.set_xlabel("UNet call")
+    ax.set_ylabel("sigma")
+    ax.legend(fontsize=7)
+    ax.set_title(title or f"Noise level of each UNet call, {num_steps} steps", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _unit_scale(scheduler, x_t, sigma):
+    """Latents as the UNet sees them (VP scale): VE schedulers keep them sqrt(sigma^2+1) too big."""
+    return ve_to_vp(x_t, sigma) if is_ve(scheduler) else x_t
+
+
+def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=None, seed=0,
+                  guidance_scale=7.5, run=True, cache=None):
+    """One img2img run at `strength`, and the image noised to the sigma of sampler step `step`.
+
+    Returns (figure, info); info has t_start (steps skipped), n_run, t and sigma of the first
+    step run, step_t and step_sigma of the scrubbed step, and the result image (or None).
+    """
+    from .sampler import generate
+
+    scheduler = copy.deepcopy(scheduler or sd.scheduler)
+    timesteps, sigmas = sampler_schedule(scheduler, num_steps)  # (N',), (N',)
+    if not 0 <= step < len(timesteps):
+        raise SDLibError(f"step must be in 0..{len(timesteps) - 1} for {num_steps} steps, got {step}.")
+    if not 0 < strength <= 1:
+        raise SDLibError(f"strength must be in (0, 1], got {strength}.")
+    pic = load_image(image, size=sd.image_size)
+    x0 = encode(sd, pic)  # (1, 4, h, w)
+    eps = torch.randn(x0.shape, generator=torch.Generator("cpu").manual_seed(seed)).to(x0)
+    sigma_step = float(sigmas[step])
+    x_step = ve_to_vp(x0 + sigma_step * eps, sigma_step)  # = sqrt(ab) x0 + sqrt(1 - ab) eps
+    t_start, n_run = img2img_start(num_steps, strength)
+    first = t_start * scheduler.order
+    info = dict(t_start=t_start, n_run=n_run, step_t=float(timesteps[step]), step_sigma=sigma_step,
+                t=float(timesteps[first]) if n_run else None, sigma=float(sigmas[first]) if n_run else 0.0,
+                result=None)
+    start = {}
+    if run and n_run:
+        if cache is not None and round(strength, 6) in cache:
+            info["result"], start["x"] = cache[round(strength, 6)]
+        else:
+            keep = (lambda step, t, sigma, x_t, eps, x0_pred:  # the latents img2img starts from
+                    start.setdefault("x", _unit_scale(scheduler, x_t, sigma)))
+            info["result"] = generate(sd, prompt, num_steps=num_steps, guidance_scale=guidance_scale,
+                                      seed=seed, scheduler=scheduler, init_image=pic,
+                                      strength=strength, callback=keep)
+            if cache is not None:
+                cache[round(strength, 6)] = info["result"], start["x"]
+    decoded = decode(sd, torch.cat([x_step] + ([start["x"]] if start else [])))  # (1 or 2, 3, H, W)
+    panels = [("init image", pic)]
+    if start:
+        panels += [(f"start: step {t_start}, sigma {info['sigma']:.2f}", decoded[1]),
+                   (f"result ({n_run} steps run)", info["result"])]
+    panels += [(f"step {step}: t {info['step_t']:.0f}, sigma {sigma_step:.2f}", decoded[0])]
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=((len(panels) + 1.6) * plot.CELL, plot.CELL + 0.4),
+                             dpi=plot.DPI, gridspec_kw=dict(width_ratios=[1] * len(panels) + [1.6]))
+    for ax, (name, img) in zip(axes, panels):
+        ax.imshow(plot._as_array(img), interpolation="nearest")
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    ax = axes[-1]
+    ax.plot(np.arange(len(sigmas)), sigmas.numpy(), "o-", ms=3, color="grey")
+    if n_run:
+        ax.axvspan(-0.5, first - 0.5, color="grey", alpha=0.2, label=f"skipped ({t_start} steps)")
+        ax.plot([first], [info["sigma"]], "o", ms=7, label="img2img starts")
+    ax.plot([step], [sigma_step], "x", ms=9, mew=2, color="red", label="scrubber")
+    ax.set_yscale("log")
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_title(f"strength {strength:.2f}", fontsize=8)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig, info
+
+
+def strength_explorer(sd, image, prompt, num_steps=25, scheduler=None, seed=0, guidance_scale=7.5):
+    """A widget: a strength slider (where img2img starts, and its result) and a sigma scrubber
+    (the image noised to any step's sigma, decoded). Each strength is generated once, then cached."""
+    import ipywidgets as W
+    from IPython.display import display
+
+    scheduler = copy.deepcopy(scheduler or sd.scheduler)
+    n_calls = len(sampler_schedule(scheduler, num_steps)[0])
+    cache = {}
+
+    def update(strength, step):
+        fig, _ = strength_view(sd, image, prompt, strength, step, num_steps, scheduler, seed,
+                               guidance_scale, cache=cache)
+        display(fig)
+        plt.close(fig)
+
+    return W.interactive(
+        update,
+        strength=W.FloatSlider(value=0.6, min=0.05, max=1.0, step=0.05, continuous_update=False,
+                               description="strength"),
+        step=W.IntSlider(value=n_calls // 2, min=0, max=n_calls - 1, continuous_update=False,
+                         description="sigma step"))

@@ -1,0 +1,103 @@
+"""Guidance: steering the sampler with the text (CFG sweeps) and with any differentiable loss.
+
+Why: `sdlib.generate(..., loss_fn=..., loss_scale=...)` accepts any function of the decoded
+x0_pred, an image batch (B, 3, H, W) in [0, 1], that returns a scalar to minimise. The losses
+here are plain functions of that image, so they can be read, tested and swapped; `blue_fraction`
+measures the effect; `sweep` runs one setting over several values with the same seed, so that the
+only thing that changes between pictures is that setting; `adherence_by_scale` scores held-out
+prompts with the model-free judge at each guidance scale.
+
+    images = sweep(sd, "a red circle", "loss_scale", [0, 3, 10], loss_fn=blue_loss)
+    blue_fraction(images)        # tensor (3,): rises with the loss scale
+"""
+import torch
+
+from .errors import SDLibError
+from .images import to_tensor
+from .sampler import generate
+
+# A loss scale that turns the built-in model's pictures clearly bluer with loss_every=1 at 25 steps
+# (as `sdlib.evaluate.blue_effect` runs it) without washing them out; with loss_every=2 at 10-20
+# steps about 10 does the same. Larger scales trade the prompt for the loss.
+DEFAULT_BLUE_SCALE = 3.0
+
+
+def _check(images):
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise SDLibError(f"a guidance loss takes images (B, 3, H, W) in [0, 1], "
+                         f"got shape {tuple(images.shape)}.")
+    return images
+
+
+def blue_loss(images):
+    """How far the blue channel is from 0.9, on average: small when every pixel is very blue.
+    (The loss from the fast.ai Stable Diffusion deep dive.)"""
+    return (_check(images)[:, 2] - 0.9).abs().mean()
+
+
+def _rgb(colour):
+    """A colour name (sdlib.scenes.COLOURS) or three numbers (0..1, or 0..255 if any is > 1)."""
+    if isinstance(colour, str):
+        from .scenes import COLOURS  # the course's named colours
+        if colour not in COLOURS:
+            raise SDLibError(f"unknown colour {colour!r}; use one of {', '.join(COLOURS)} or RGB.")
+        colour = COLOURS[colour]
+    rgb = torch.as_tensor(colour, dtype=torch.float32).flatten()
+    if rgb.numel() != 3 or rgb.min() < 0 or rgb.max() > 255:
+        raise SDLibError(f"a colour is three numbers in 0..1 (or 0..255), got {colour!r}.")
+    return rgb / 255 if rgb.max() > 1 else rgb
+
+
+def colour_loss(images, colour):
+    """Mean distance of every pixel from a target colour (a name or RGB): pulls the whole image
+    towards it. blue_loss is the blue-channel-only cousin of this."""
+    target = _rgb(colour).to(images.device, images.dtype)[None, :, None, None]  # (1, 3, 1, 1)
+    return (_check(images) - target).abs().mean()
+
+
+def brightness_loss(images, target=0.5):
+    """Distance of the mean grey level of each pixel from `target` (0 black, 1 white)."""
+    return (_check(images).mean(1) - target).abs().mean()
+
+
+def dark_left_loss(images):
+    """Mean brightness of the left half: minimising it keeps the left half dark, whatever the
+    right half does (a loss can look at any part of the picture)."""
+    images = _check(images)
+    return images[..., : images.shape[-1] // 2].mean()
+
+
+def blue_fraction(images, margin=0.05):
+    """Per image, the fraction of pixels whose blue channel beats both red and green by `margin`:
+    a measure of "how blue" that does not reward plain white. Returns a tensor (B,)."""
+    x = to_tensor(images)  # (B, 3, H, W) in [0, 1]
+    r, g, b = x.detach().float().unbind(1)
+    return ((b > r + margin) & (b > g + margin)).float().mean((1, 2))
+
+
+def sweep(sd, prompt, name, values, seed=0, **generate_kwargs):
+    """One picture per value of one `generate` setting (e.g. "guidance_scale", "loss_scale",
+    "negative_prompt", or "seed" itself), all from the same seed: a list of PIL images."""
+    if name in generate_kwargs:
+        raise SDLibError(f"{name!r} is the swept setting; do not also pass it as a fixed one.")
+    kwargs = dict(generate_kwargs, seed=seed)
+    return [generate(sd, prompt, **{**kwargs, name: v}) for v in values]
+
+
+def cfg_sweep(sd, prompt, scales=(0, 1, 2, 4, 7.5, 12), **generate_kwargs):
+    """The same seed at several classifier-free guidance scales (0: uncond only, 1: text only)."""
+    return sweep(sd, prompt, "guidance_scale", scales, **generate_kwargs)
+
+
+def adherence_by_scale(sd, scales=(0, 1, 2, 4, 7.5, 12), n_prompts=12, seed=0, num_steps=10,
+                       batch_size=16):
+    """Prompt adherence at each guidance scale, from the evaluation code (`sdlib.evaluate`).
+
+    Prompts are `sdlib.scenes.eval_prompts(n_prompts, seed)`: held-out colour+shape pairs, judged
+    by `sdlib.checker` (no model involved). Every scale sees the same prompts and the same
+    starting noise. Returns {scale: {"colour_acc", "shape_acc", "both_acc", "n"}}.
+    """
+    from . import evaluate  # imports this module: import it only when needed
+
+    return {scale: evaluate.adherence(sd, scale, n=n_prompts, seed=seed, num_steps=num_steps,
+                                      batch=batch_size) for scale in scales}

@@ -1,0 +1,240 @@
+"""Training the built-in model: VAE first, then UNet + text encoder on the VAE's latents.
+
+    python -m sdlib.train vae  --out runs/vae  --steps 4000
+    python -m sdlib.train unet --out runs/unet --vae runs/vae --steps 8000
+    python -m sdlib.train export --vae runs/vae --unet runs/unet --to sdlib/models/builtin
+
+Every stage is deterministic given --seed, resumes from the newest checkpoint in --out, shows a
+progress bar and appends to --out/loss.csv. `accelerate` places the work, so the same command runs
+on a CPU, one GPU or several (launch with `accelerate launch -m sdlib.train ...`).
+Images come from `sdlib.scenes` (procedural, seeded: nothing is downloaded).
+"""
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from . import builtin, scenes
+from .tokenizer import save_clip_tokenizer
+
+
+def _checkpoint(out, step, models, opt, extra=None):
+    """Weights as safetensors, optimizer state separately; the newest one wins on resume."""
+    ck = Path(out) / f"step{step:07d}"
+    ck.mkdir(parents=True, exist_ok=True)
+    for name, m in models.items():
+        save_file({k: v.contiguous() for k, v in m.state_dict().items()}, ck / f"{name}.safetensors")
+    torch.save(opt.state_dict(), ck / "optimizer.pt")
+    (ck / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
+    for old in sorted(Path(out).glob("step*"))[:-2]:  # keep the last two
+        shutil.rmtree(old)
+
+
+def _resume(out, models, opt):
+    cks = sorted(Path(out).glob("step*"))
+    if not cks:
+        return 0
+    ck = cks[-1]
+    for name, m in models.items():
+        m.load_state_dict(load_file(ck / f"{name}.safetensors"))
+    opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=True))
+    return json.loads((ck / "state.json").read_text())["step"]
+
+
+def _lr(step, steps, peak, warmup=200):
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    p = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def _images(n, seed, crop=None):
+    """A batch of scenes in [-1, 1], (n, 3, 64, 64), optionally random 8-aligned crops."""
+    imgs, _, _ = scenes.make_batch(n, seed)
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    if crop:
+        rng = np.random.default_rng(seed)
+        cells = (x.shape[-1] - crop) // 8 + 1
+        i, j = (int(v) * 8 for v in rng.integers(0, cells, 2))
+        x = x[..., i:i + crop, j:j + crop]
+    return x
+
+
+def train_vae(args, accelerator):
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(args.seed)
+    vae = AutoencoderKL(**builtin.VAE_CONFIG)
+    opt = torch.optim.Adam(vae.parameters(), lr=args.lr)
+    start = _resume(args.out, {"vae": vae}, opt)
+    vae, opt = accelerator.prepare(vae, opt)
+    return _loop(args, accelerator, start, {"vae": vae}, opt, lambda step: _vae_loss(vae, args, step))
+
+
+def _vae_loss(vae, args, step):
+    crop = args.crop if step < args.steps * 0.8 else None  # cheap crops first, whole images last
+    x = _images(args.batch, args.seed * 1_000_003 + step, crop).to(vae.device)
+    post = vae.encode(x).latent_dist
+    recon = vae.decode(post.sample()).sample
+    kl = post.kl().mean() / x[0].numel()
+    return F.mse_loss(recon, x) + 0.1 * F.l1_loss(recon, x) + args.kl * kl
+
+
+def _loop(args, accelerator, start, models, opt, loss_fn):
+    from tqdm.auto import tqdm
+
+    log = open(Path(args.out) / "loss.csv", "a")
+    bar = tqdm(range(start, args.steps), initial=start, total=args.steps, desc=args.stage,
+               disable=not accelerator.is_main_process, mininterval=5)
+    avg = None
+    for step in bar:
+        if args.until and step >= args.until:
+            break
+        torch.manual_seed(args.seed * 1_000_003 + step)  # per-step randomness: resume is exact
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, args.steps, args.lr)
+        loss = loss_fn(step)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_([p for m in models.values() for p in m.parameters()], 1.0)
+        opt.step()
+        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{avg:.4f}")
+            log.write(f"{step},{loss.item():.6f},{avg:.6f}\n")
+            log.flush()
+        if (step + 1) % args.every == 0 or step + 1 in (args.steps, args.until):
+            _checkpoint(args.out, step + 1, {k: accelerator.unwrap_model(m) for k, m in models.items()}, opt)
+    return models
+
+
+def load_vae(folder):
+    """The newest VAE checkpoint of a run folder as an AutoencoderKL."""
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL(**builtin.VAE_CONFIG)
+    vae.load_state_dict(load_file(sorted(Path(folder).glob("step*"))[-1] / "vae.safetensors"))
+    return vae.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def encode_dataset(vae, n, seed, batch=256):
+    """Latents (unscaled means) and token ids of n training scenes, cached on disk by the caller."""
+    from transformers import CLIPTokenizer
+
+    tok_dir = Path(builtin.cache_dir().parent / "tokenizer")
+    if not (tok_dir / "vocab.json").exists():
+        save_clip_tokenizer(tok_dir)
+    tok = CLIPTokenizer.from_pretrained(tok_dir)
+    zs, ids = [], []
+    for k in range(0, n, batch):
+        imgs, caps, _ = scenes.make_batch(min(batch, n - k), seed * 1_000_003 + k)
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+        zs.append(vae.encode(x).latent_dist.mean)
+        ids.append(tok(caps, padding="max_length", max_length=77, truncation=True,
+                       return_tensors="pt").input_ids)
+    return torch.cat(zs), torch.cat(ids)
+
+
+def train_unet(args, accelerator):
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cache = Path(args.out) / "latents.safetensors"
+    if not cache.exists():
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        z, ids = encode_dataset(load_vae(args.vae), args.data, args.seed)
+        save_file({"z": z.contiguous(), "ids": ids.contiguous()}, cache)
+    data = load_file(cache)
+    z, ids = data["z"], data["ids"]
+    scale = float(1 / z.std())  # SD's scaling_factor: latents to unit variance
+    empty = torch.tensor([49406] + [49407] * 76)  # the empty prompt, for CFG dropout
+    torch.manual_seed(args.seed)
+    unet = UNet2DConditionModel(**builtin.UNET_CONFIG)
+    text = CLIPTextModel(CLIPTextConfig(**builtin.TEXT_CONFIG))
+    sched = DDPMScheduler(**{k: v for k, v in builtin.SCHEDULER_CONFIG.items()
+                             if k in ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps")})
+    opt = torch.optim.Adam(list(unet.parameters()) + list(text.parameters()), lr=args.lr)
+    start = _resume(args.out, {"unet": unet, "text_encoder": text}, opt)
+    unet, text, opt = accelerator.prepare(unet, text, opt)
+    alpha_bar = sched.alphas_cumprod.to(accelerator.device)
+
+    def loss_fn(step):
+        g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        idx = torch.randint(0, len(z), (args.batch,), generator=g)
+        x0 = (z[idx] * scale).to(accelerator.device)  # (B, 4, 8, 8)
+        tok = ids[idx].clone()
+        tok[torch.rand(args.batch, generator=g) < args.drop] = empty  # ~10% unconditional
+        eps = torch.randn(x0.shape, generator=g).to(x0)
+        t = torch.randint(0, 1000, (args.batch,), generator=g).to(accelerator.device)
+        ab = alpha_bar[t].view(-1, 1, 1, 1)
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # forward process
+        emb = text(tok.to(accelerator.device))[0]  # (B, 77, D)
+        return F.mse_loss(unet(x_t, t, encoder_hidden_states=emb).sample, eps)
+
+    (Path(args.out) / "scaling.json").write_text(json.dumps({"scaling_factor": scale}))
+    return _loop(args, accelerator, start, {"unet": unet, "text_encoder": text}, opt, loss_fn)
+
+
+def export(vae_run, unet_run, folder):
+    """Write the trained parts as a diffusers SD folder (safetensors), ready for from_pretrained."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    folder = Path(folder)
+    builtin.write_skeleton(folder)  # tokenizer, scheduler, model_index.json
+    ck = sorted(Path(unet_run).glob("step*"))[-1]
+    scale = json.loads((Path(unet_run) / "scaling.json").read_text())["scaling_factor"]
+    vae = AutoencoderKL(**dict(builtin.VAE_CONFIG, scaling_factor=round(scale, 5)))
+    vae.load_state_dict(load_vae(vae_run).state_dict())
+    vae.save_pretrained(folder / "vae", safe_serialization=True)
+    unet = UNet2DConditionModel(**builtin.UNET_CONFIG)
+    unet.load_state_dict(load_file(ck / "unet.safetensors"))
+    unet.save_pretrained(folder / "unet", safe_serialization=True)
+    text = CLIPTextModel(CLIPTextConfig(**builtin.TEXT_CONFIG))
+    text.load_state_dict(load_file(ck / "text_encoder.safetensors"))
+    text.save_pretrained(folder / "text_encoder", safe_serialization=True)
+    return folder
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", choices=["vae", "unet", "export"])
+    ap.add_argument("--out", default=None, help="run folder (checkpoints, loss.csv)")
+    ap.add_argument("--vae", default="runs/vae", help="VAE run folder (unet, export)")
+    ap.add_argument("--unet", default="runs/unet", help="UNet run folder (export)")
+    ap.add_argument("--to", default=None, help="export: the model folder to write")
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--every", type=int, default=250, help="checkpoint every N steps")
+    ap.add_argument("--crop", type=int, default=32, help="vae: crop size for the first 80%% of steps")
+    ap.add_argument("--kl", type=float, default=1e-5, help="vae: KL weight (per pixel value)")
+    ap.add_argument("--data", type=int, default=40000, help="unet: number of training scenes")
+    ap.add_argument("--drop", type=float, default=0.1, help="unet: fraction of captions dropped")
+    ap.add_argument("--until", type=int, default=0, help="stop (with a checkpoint) at this step")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.stage == "export":
+        print(export(args.vae, args.unet, args.to or builtin.SHIPPED))
+        return
+    from accelerate import Accelerator
+
+    args.out = args.out or f"runs/{args.stage}"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator()
+    (train_vae if args.stage == "vae" else train_unet)(args, accelerator)
+
+
+if __name__ == "__main__":
+    main()

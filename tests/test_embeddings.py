@@ -1,0 +1,177 @@
+"""Edited embeddings equal what the text encoder computes for the same words; learned-embedding
+files load into diffusers' pipeline exactly as into ours; textual inversion lowers the loss."""
+import copy
+import dataclasses
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import sdlib
+from sdlib import embeddings as E
+from sdlib import text
+
+PROMPT = "a large red circle on the left"
+
+
+def fork(sd):
+    """A copy of the bundle whose tokenizer and text encoder may be changed (the session's not)."""
+    return dataclasses.replace(sd, tokenizer=copy.deepcopy(sd.tokenizer),
+                               text_encoder=copy.deepcopy(sd.text_encoder))
+
+
+def diff(a, b):
+    return float((a - b).abs().max())
+
+
+def test_word_id_and_vector(sd):
+    i = E.word_id(sd.tokenizer, "red")
+    assert sd.tokenizer.convert_ids_to_tokens(i) == "red</w>"
+    assert torch.equal(E.word_vector(sd, "red"), sd.text_encoder.get_input_embeddings().weight[i])
+    with pytest.raises(sdlib.SDLibError, match="CLIP tokens"):
+        E.word_id(sd.tokenizer, "purpletriangle")
+
+
+def test_unedited_embeddings_equal_clip(sd):
+    ids = text.tokenize(sd.tokenizer, [PROMPT, ""]).ids
+    x = E.input_embeddings(sd, [PROMPT, ""])
+    assert diff(x, text.embedding_layer(sd.text_encoder)(input_ids=ids)) < 1e-6
+    assert diff(E.edit_embeddings(sd, [PROMPT, ""]), sd.text_encoder(ids)[0]) < 1e-5
+
+
+def test_encode_with_grad_is_encode_embeddings(sd):
+    x = E.input_embeddings(sd, PROMPT).requires_grad_()
+    out = text.encode_embeddings_with_grad(sd.text_encoder, x)
+    assert torch.equal(out, text.encode_embeddings(sd.text_encoder, x))
+    out[0, 4].sum().backward()  # position 4 ("circle") sees positions 0..4 only: the causal mask
+    assert x.grad[0, :5].abs().sum() > 0 and x.grad[0, 5:].abs().sum() == 0
+
+
+def test_replacing_a_word_equals_typing_the_other(sd):
+    edited = E.replace_word(sd, PROMPT, "red", "blue")
+    typed = sdlib.encode_text(sd, PROMPT.replace("red", "blue"))
+    assert edited.shape == (1, 77, typed.shape[-1])
+    assert diff(edited, typed) < 1e-5
+    assert diff(edited, sdlib.encode_text(sd, PROMPT)) > 1e-3  # it did change something
+
+
+def test_mix_words_endpoints_and_middle(sd):
+    mixed = E.mix_words(sd, PROMPT, "red", "blue", [0, 0.5, 1])
+    assert mixed.shape[0] == 3
+    assert diff(mixed[0], sdlib.encode_text(sd, PROMPT)[0]) < 1e-5
+    assert diff(mixed[2], sdlib.encode_text(sd, PROMPT.replace("red", "blue"))[0]) < 1e-5
+    half = (E.word_vector(sd, "red") + E.word_vector(sd, "blue")) / 2
+    assert diff(mixed[1], E.replace_word(sd, PROMPT, "red", half)[0]) < 1e-6
+    assert min(diff(mixed[1], mixed[0]), diff(mixed[1], mixed[2])) > 1e-4
+
+
+def test_mix_prompts_is_a_straight_line(sd):
+    a, b = sdlib.encode_text(sd, "a red circle"), sdlib.encode_text(sd, "a small blue square")
+    mixed = E.mix_prompts(sd, "a red circle", "a small blue square", [0, 0.25, 1])
+    assert mixed.shape == (3, 77, a.shape[-1])
+    assert diff(mixed[0], a[0]) == 0 and diff(mixed[2], b[0]) < 1e-6
+    assert diff(mixed[1], 0.75 * a[0] + 0.25 * b[0]) < 1e-6
+
+
+def test_edit_errors_are_one_line(sd):
+    with pytest.raises(sdlib.SDLibError, match="not in every prompt"):
+        E.edit_embeddings(sd, PROMPT, {"blue": E.word_vector(sd, "red")})
+    with pytest.raises(sdlib.SDLibError, match="must be"):
+        E.edit_embeddings(sd, PROMPT, {"red": torch.zeros(3)})
+
+
+def test_add_token_is_a_new_row_and_one_id(sd):
+    mine = fork(sd)
+    vec = (E.word_vector(sd, "red") + E.word_vector(sd, "blue")) / 2
+    n = len(sd.tokenizer)
+    assert E.add_token(mine, "<redblue>", vec) == n
+    ids = text.tokenize(mine.tokenizer, "a large <redblue> circle").ids[0, :6].tolist()
+    assert ids[3] == n and len(sd.tokenizer) == n  # the session's bundle is untouched
+    assert torch.equal(mine.text_encoder.get_input_embeddings().weight[n], vec)
+    via_token = sdlib.encode_text(mine, "a large <redblue> circle")
+    via_edit = E.mix_words(sd, "a large red circle", "red", "blue", 0.5)
+    assert diff(via_token, via_edit) < 1e-5
+    with pytest.raises(sdlib.SDLibError, match="already"):
+        E.add_token(mine, "<redblue>", vec)
+    with pytest.raises(sdlib.SDLibError, match="shape"):
+        E.add_token(mine, "<other>", vec[:3])
+
+
+def test_file_loads_into_diffusers_pipeline_identically(sd, tmp_path):
+    vec = torch.randn(E.word_vector(sd, "red").shape, generator=torch.Generator().manual_seed(0))
+    path = E.save_embedding(tmp_path / "learned_embeds.safetensors", "<thing>", vec, note="x")
+    token, loaded, meta = E.load_embedding(path)
+    assert token == "<thing>" and torch.equal(loaded, vec) and meta == {"note": "x"}
+    ours, theirs = fork(sd), fork(sd)
+    E.load_textual_inversion(ours, path)
+    pipe = theirs.pipeline()
+    pipe.load_textual_inversion(str(path))  # diffusers reads our file
+    prompt = "a small <thing> at the top"
+    assert torch.equal(text.tokenize(ours.tokenizer, prompt).ids,
+                       text.tokenize(pipe.tokenizer, prompt).ids)
+    ref, _ = pipe.encode_prompt(prompt, "cpu", 1, False)
+    assert torch.equal(sdlib.encode_text(ours, prompt), ref)
+
+
+def test_load_embedding_formats_and_errors(sd, tmp_path):
+    vec = E.word_vector(sd, "red")
+    save_file({"<a>": vec[None].contiguous()}, str(tmp_path / "a.safetensors"))  # (1, D) layout
+    assert torch.equal(E.load_embedding(tmp_path / "a.safetensors")[1], vec)
+    save_file({"<a>": vec, "<b>": vec.clone()}, str(tmp_path / "two.safetensors"))
+    with pytest.raises(sdlib.SDLibError, match="holds 2"):
+        E.load_embedding(tmp_path / "two.safetensors")
+    save_file({"<m>": torch.stack([vec, vec])}, str(tmp_path / "m.safetensors"))
+    with pytest.raises(sdlib.SDLibError, match="multi-vector"):
+        E.load_embedding(tmp_path / "m.safetensors")
+    with pytest.raises(sdlib.SDLibError, match="safetensors"):
+        E.load_embedding(tmp_path / "learned_embeds.bin")
+
+
+def test_learning_is_seeded_and_moves_only_the_vector(sd):
+    images, captions = E.concept_images(sd.image_size, n=4)
+    table = sd.text_encoder.get_input_embeddings().weight.clone()
+    a, losses = E.learn_embedding(sd, images, captions, "triangle", steps=3, seed=1)
+    b, _ = E.learn_embedding(sd, images, captions, "triangle", steps=3, seed=1)
+    assert torch.equal(a, b) and len(losses) == 3
+    assert diff(a, E.word_vector(sd, "triangle")) > 1e-4
+    assert torch.equal(table, sd.text_encoder.get_input_embeddings().weight)
+
+
+def test_shipped_embedding_fits_the_builtin_model_and_is_reproducible(sd, tmp_path):
+    token, vec, meta = E.load_embedding(E.PROJECT_FILE)
+    assert token == E.CONCEPT["token"] and vec.shape == E.word_vector(sd, "red").shape
+    assert E.PROJECT_FILE.stat().st_size < 16_000
+    assert meta["fingerprint"] == E.model_fingerprint(sd), (
+        "the shipped embedding was learned on another built-in model: regenerate it with "
+        "`python -c 'import sdlib; sdlib.embeddings.main()'` and re-execute notebook 03")
+    again = E.load_embedding(E.make_project_embedding(sd, tmp_path / "e.safetensors"))[1]
+    assert diff(again, vec) < 1e-5
+    images, captions = E.concept_images(sd.image_size)
+    assert E.eval_loss(sd, images, captions, "triangle", vec) < E.eval_loss(
+        sd, images, captions, "triangle")  # what textual inversion is for
+    assert E.project_embedding(sd) == E.PROJECT_FILE
+
+
+def test_project_embedding_learns_for_another_model(sd, tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setenv("SDLIB_CACHE", str(tmp_path))
+    monkeypatch.setattr(E, "model_fingerprint", lambda sd: "another")
+    monkeypatch.setattr(E, "make_project_embedding", lambda sd, path: made.append(path) or path)
+    path = E.project_embedding(sd)
+    assert made == [path] and path.parent.parent == tmp_path and "another" in path.name
+
+
+def test_generate_from_embeddings_uses_one_seed_per_row(sd):
+    emb = sdlib.encode_text(sd, [PROMPT, PROMPT])
+    images = E.generate_from_embeddings(sd, emb, seed=2, num_steps=3)
+    ref = sdlib.generate(sd, PROMPT, seed=2, num_steps=3)
+    assert len(images) == 2
+    assert sdlib.max_pixel_diff(images[0], ref) == 0 and sdlib.max_pixel_diff(images[1], ref) == 0
+
+
+def test_nearest_words(sd):
+    vec = E.word_vector(sd, "circle")
+    assert E.nearest_words(sd, vec, k=1)[0][0] == "circle</w>"
+    top = E.nearest_words(sd, vec, k=2, words=["red", "circle", "square"])
+    assert top[0] == ("circle", 1.0) and len(top) == 2
+    assert E.nearest_words(sd, vec, k=1, exclude=("circle</w>",))[0][0] != "circle</w>"

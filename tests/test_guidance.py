@@ -1,0 +1,94 @@
+"""Guidance losses are the functions they claim to be, the measures measure, and sweeps are
+exactly repeated `generate` calls (so a sweep differs only in the swept setting)."""
+import pytest
+import torch
+
+import sdlib
+from sdlib import guidance as G
+from sdlib import scenes
+
+
+def image_of(rgb, size=8):
+    return torch.tensor(rgb, dtype=torch.float32)[None, :, None, None].expand(1, 3, size, size)
+
+
+def test_blue_loss_is_the_deep_dive_loss_and_pulls_only_blue():
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    loss = G.blue_loss(x)
+    assert torch.allclose(loss, torch.abs(x[:, 2] - 0.9).mean())  # fast.ai's blue_loss
+    grad = torch.autograd.grad(loss, x)[0]
+    assert grad[:, :2].abs().max() == 0 and grad[:, 2].abs().min() > 0
+    assert G.blue_loss(image_of((0.3, 0.2, 0.9))) == 0
+
+
+def test_colour_loss_zero_at_target_and_names_match_rgb():
+    assert G.colour_loss(image_of((1.0, 0.0, 0.0)), (1, 0, 0)) == 0
+    assert G.colour_loss(image_of((1.0, 0.0, 0.0)), (0, 0, 0)) == pytest.approx(1 / 3)
+    red = scenes.COLOURS["red"]
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(G.colour_loss(x, "red"), G.colour_loss(x, [v / 255 for v in red]))
+    assert torch.allclose(G.colour_loss(x, red), G.colour_loss(x, "red"))  # 0..255 accepted
+    with pytest.raises(sdlib.SDLibError, match="unknown colour"):
+        G.colour_loss(x, "mauve")
+    with pytest.raises(sdlib.SDLibError, match="three numbers"):
+        G.colour_loss(x, (1, 2))
+
+
+def test_dark_left_loss_sees_only_the_left_half_and_brightness_its_target():
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    y = x.clone()
+    y[..., 4:] = 1 - y[..., 4:]  # change only the right half
+    assert G.dark_left_loss(x) == G.dark_left_loss(y) == x[..., :4].mean()
+    assert G.brightness_loss(image_of((0.9, 0.9, 0.9)), 0.9) < 1e-6
+    assert G.brightness_loss(image_of((0.0, 0.0, 0.0)), 0.9) == pytest.approx(0.9)
+
+
+def test_blue_fraction_counts_blue_pixels_not_white():
+    x = torch.ones(2, 3, 4, 4)  # image 0: white; image 1: left half blue
+    x[1, :2, :, :2] = 0.2
+    assert G.blue_fraction(x).tolist() == [0.0, 0.5]
+    assert G.blue_fraction(sdlib.to_pil(x)).tolist() == [0.0, 0.5]  # PIL images too
+
+
+def test_bad_image_shape_is_one_clear_error():
+    with pytest.raises(sdlib.SDLibError, match=r"\(B, 3, H, W\)"):
+        G.blue_loss(torch.rand(3, 8, 8))
+
+
+def test_sweep_is_generate_with_one_setting_changed(sd):
+    kw = dict(num_steps=3, negative_prompt="a blue square")
+    images = G.cfg_sweep(sd, "a red circle", (1, 7.5), seed=2, **kw)
+    for scale, image in zip((1, 7.5), images):
+        ref = sdlib.generate(sd, "a red circle", guidance_scale=scale, seed=2, **kw)
+        assert sdlib.max_pixel_diff(image, ref) == 0
+    assert sdlib.max_pixel_diff(*images) > 0
+    with pytest.raises(sdlib.SDLibError, match="swept setting"):
+        G.sweep(sd, "a red circle", "num_steps", [2, 3], num_steps=2)
+    by_seed = G.sweep(sd, "a red circle", "seed", [5, 6], num_steps=2)
+    assert sdlib.max_pixel_diff(by_seed[1], sdlib.generate(sd, "a red circle", seed=6, num_steps=2)) == 0
+
+
+def test_blue_fraction_rises_with_the_loss_scale(sd):
+    images = G.sweep(sd, "a red circle", "loss_scale", [0, 3, 30], loss_fn=G.blue_loss,
+                     loss_every=2, num_steps=6)
+    fractions = G.blue_fraction(images).tolist()
+    assert fractions[0] < fractions[1] < fractions[2] and fractions[2] > fractions[0] + 0.2
+
+
+def test_adherence_by_scale_judges_the_generated_images(sd):
+    from sdlib import checker
+
+    result = G.adherence_by_scale(sd, scales=(1, 7.5), n_prompts=3, num_steps=2, batch_size=2)
+    assert list(result) == [1, 7.5]
+    items = scenes.eval_prompts(3, 0)
+    images = sdlib.generate(sd, [p for p, _ in items[:2]], seed=0, num_steps=2, guidance_scale=7.5)
+    images += sdlib.generate(sd, [items[2][0]], seed=2, num_steps=2, guidance_scale=7.5)
+    assert result[7.5] == checker.adherence(images, [s for _, s in items])
+    assert result[1]["n"] == 3
+
+
+def test_default_blue_scale_makes_pictures_bluer(sd):
+    kw = dict(num_steps=6, seed=0, loss_every=1, output="tensor")
+    plain = sdlib.generate(sd, "a red circle", **kw)
+    blue = sdlib.generate(sd, "a red circle", loss_fn=G.blue_loss, loss_scale=G.DEFAULT_BLUE_SCALE, **kw)
+    assert G.blue_fraction(blue) > G.blue_fraction(plain) + 0.1

@@ -88,7 +88,7 @@ def test_adherence_by_scale_judges_the_generated_images(sd):
 
 
 def test_default_blue_scale_makes_pictures_bluer(sd):
-    kw = dict(num_steps=6, seed=0, loss_every=1, output="tensor")
+    kw = dict(num_steps=10, seed=0, loss_every=1, output="tensor")
     plain = sdlib.generate(sd, "a red circle", **kw)
     blue = sdlib.generate(sd, "a red circle", loss_fn=G.blue_loss, loss_scale=G.DEFAULT_BLUE_SCALE, **kw)
     assert G.blue_fraction(blue) > G.blue_fraction(plain) + 0.1

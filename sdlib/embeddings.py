@@ -255,7 +255,7 @@ def default_lr(sd):
 
 
 def make_project_embedding(sd, path=PROJECT_FILE, steps=40, lr=None, seed=0):
-    """Learn the project's `<purple-triangle>` embedding on `sd` and save it (reproducible)."""
+    """Learn the project's `<purple-triangle>` embedding on `sd` and save it (deterministic on one machine)."""
     lr = lr or default_lr(sd)
     images, captions = concept_images(sd.image_size)
     batch = 4 if sd.image_size <= 128 else 1  # backward through a 512 px UNet is memory-hungry

@@ -22,6 +22,7 @@ from .images import load_image, to_tensor
 from .latents import decode, encode
 from .load import load_sd, n_params
 from .sampler import generate
+from .schedule import make_scheduler
 
 
 def vae_psnr(sd, n=64, seed=1):
@@ -41,14 +42,15 @@ def photo_psnr(sd):
     return float(metrics.psnr(decode(sd, encode(sd, img)), img))
 
 
-def adherence(sd, guidance_scale, n=48, seed=0, num_steps=25, batch=16):
-    """Colour and shape accuracy of images generated from n held-out prompts."""
+def adherence(sd, guidance_scale, n=48, seed=0, num_steps=25, batch=16, scheduler=None):
+    """Colour and shape accuracy of images generated from n held-out prompts (the model's own
+    scheduler unless one is given)."""
     items = scenes.eval_prompts(n, seed)
     images = []
     for k in range(0, n, batch):
         prompts = [p for p, _ in items[k:k + batch]]
         images += generate(sd, prompts, num_steps=num_steps, guidance_scale=guidance_scale,
-                           seed=seed + k)
+                           seed=seed + k, scheduler=scheduler)
     return checker.adherence(images, [s for _, s in items])
 
 
@@ -74,11 +76,11 @@ def model_megabytes(folder):
     return sum(p.stat().st_size for p in Path(folder).rglob("*.safetensors")) / 1e6
 
 
-def evaluate(sd, n=48, folder=None):
+def evaluate(sd, n=48, folder=None, scheduler=None):
     """All figures as a dict (see the module doc)."""
     res = {"vae_psnr_scenes_db": vae_psnr(sd), "vae_psnr_photo_db": photo_psnr(sd)}
     for gs in (7.5, 1.0):
-        a = adherence(sd, gs, n=n)
+        a = adherence(sd, gs, n=n, scheduler=scheduler)
         res[f"cfg{gs}_colour_acc"], res[f"cfg{gs}_shape_acc"] = a["colour_acc"], a["shape_acc"]
     res["blue_fraction_plain"], res["blue_fraction_guided"] = blue_effect(sd)
     res["seconds_per_25_step_image"] = seconds_per_image(sd)
@@ -91,7 +93,7 @@ def evaluate(sd, n=48, folder=None):
 CARD = """# sdlib built-in model
 
 A small Stable Diffusion with SD v1's classes (AutoencoderKL, CLIPTextModel with the real CLIP
-tokenizer, UNet2DConditionModel with cross-attention, SD's PNDM scheduler config), trained by the
+tokenizer, UNet2DConditionModel with cross-attention, SD's scheduler config run by {scheduler}), trained by the
 course itself on procedural scenes (`sdlib.scenes`: coloured circles, squares, triangles, stars,
 crosses and diamonds on plain, striped, checked or gradient backgrounds). It loads like any SD
 folder: `sdlib.load_sd("builtin")`, or `StableDiffusionPipeline.from_pretrained(<this folder>)`.
@@ -107,7 +109,7 @@ Measured by `python -m sdlib.evaluate --n {n}` on a 2-core CPU:
 {rows}
 
 Colour/shape accuracy is judged by `sdlib.checker` (pixel statistics and shape templates; 100% on
-ground-truth renders), on held-out prompts only, 25 PNDM steps.
+ground-truth renders), on held-out prompts only, 25 {scheduler} steps.
 
 ## Recipe
 {recipe}
@@ -121,8 +123,9 @@ def write_card(folder, res, n, recipe):
     rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in res.items())
     held = ", ".join(f"{c} {s}" for c, s in scenes.HELD_OUT)
     size = builtin.IMAGE_SIZE
+    sched = json.loads((Path(folder) / "scheduler" / "scheduler_config.json").read_text())
     text = CARD.format(size=size, latent=f"{size // 8}x{size // 8}", held_out=held, n=n, rows=rows,
-                       recipe=recipe)
+                       recipe=recipe, scheduler=sched["_class_name"])
     (Path(folder) / "README.md").write_text(text)
 
 
@@ -130,6 +133,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="builtin")
     ap.add_argument("--n", type=int, default=48, help="held-out prompts per guidance scale")
+    ap.add_argument("--scheduler", default=None, help="adherence with this scheduler (e.g. pndm)"
+                    " instead of the model's own")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
     ap.add_argument("--card", default=None, help="write the model card here with the recipe from"
                     " this file (e.g. --card runs/recipe.md)")
@@ -138,7 +143,9 @@ def main(argv=None):
 
     sd = load_sd(args.model, device="cpu")
     folder = builtin.builtin_path() if args.model == "builtin" else Path(args.model)
-    res = evaluate(sd, n=args.n, folder=folder if Path(folder).exists() else None)
+    scheduler = make_scheduler(args.scheduler, sd.scheduler) if args.scheduler else None
+    res = evaluate(sd, n=args.n, folder=folder if Path(folder).exists() else None,
+                   scheduler=scheduler)
     for k, v in res.items():
         print(f"{k:28s} {v:.4g}")
     if args.json:

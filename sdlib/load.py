@@ -110,19 +110,16 @@ def _from_pretrained(source, local_only, dtype):
 
 
 def _load_parts(source, local_only, dtype):
-    from diffusers import AutoencoderKL, SchedulerMixin, UNet2DConditionModel
+    import diffusers
+    from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.schedulers import PNDMScheduler
     from transformers import CLIPTextModel, CLIPTokenizer
 
     kw = dict(local_files_only=local_only)
     weights = dict(kw, use_safetensors=True, torch_dtype=dtype)
-    sched_cls = PNDMScheduler
-    try:  # the scheduler class named in the config (SD v1 uses PNDM)
-        import diffusers
-        cfg = SchedulerMixin.load_config(source, subfolder="scheduler", **kw)
-        sched_cls = getattr(diffusers, cfg.get("_class_name", "PNDMScheduler"), PNDMScheduler)
-    except Exception:
-        pass
+    # The scheduler class the folder names (SD v1: PNDM; the built-in model: DDIM).
+    cfg = PNDMScheduler.load_config(source, subfolder="scheduler", **kw)
+    sched_cls = getattr(diffusers, cfg.get("_class_name", ""), PNDMScheduler)
     return dict(
         tokenizer=CLIPTokenizer.from_pretrained(source, subfolder="tokenizer", **kw),
         text_encoder=CLIPTextModel.from_pretrained(source, subfolder="text_encoder", **weights),

@@ -2,7 +2,8 @@
 
     python -m sdlib.train vae  --out runs/vae  --steps 4000
     python -m sdlib.train unet --out runs/unet --vae runs/vae --steps 8000
-    python -m sdlib.train export --vae runs/vae --unet runs/unet --to sdlib/models/builtin
+    python -m sdlib.train decoder --out runs/decoder --vae runs/vae --steps 600   # optional
+    python -m sdlib.train export --vae runs/decoder --unet runs/unet --to sdlib/models/builtin
 
 Every stage is deterministic given --seed, resumes from the newest checkpoint in --out, shows a
 progress bar and appends to --out/loss.csv. `accelerate` places the work, so the same command runs
@@ -76,6 +77,28 @@ def train_vae(args, accelerator):
     start = _resume(args.out, {"vae": vae}, opt)
     vae, opt = accelerator.prepare(vae, opt)
     return _loop(args, accelerator, start, {"vae": vae}, opt, lambda step: _vae_loss(vae, args, step))
+
+
+def train_decoder(args, accelerator):
+    """Sharpen the decoder with the encoder frozen: the latents (and a UNet trained on them) stay
+    valid, only the pictures made from them get better. Trained on the encoder's means."""
+    vae = load_vae(args.vae)
+    decoder = [vae.decoder, vae.post_quant_conv]
+    params = [p for m in decoder for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(params, lr=args.lr)
+    start = _resume(args.out, {"vae": vae}, opt)
+    vae, opt = accelerator.prepare(vae, opt)
+
+    def loss_fn(step):
+        x = _images(args.batch, args.seed * 1_000_003 + 7_777_777 + step).to(vae.device)
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean
+        recon = vae.decode(z).sample
+        return F.mse_loss(recon, x) + 0.1 * F.l1_loss(recon, x)
+
+    return _loop(args, accelerator, start, {"vae": vae}, opt, loss_fn)
 
 
 def _vae_loss(vae, args, step):
@@ -206,7 +229,7 @@ def export(vae_run, unet_run, folder):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=["vae", "unet", "export"])
+    ap.add_argument("stage", choices=["vae", "decoder", "unet", "export"])
     ap.add_argument("--out", default=None, help="run folder (checkpoints, loss.csv)")
     ap.add_argument("--vae", default="runs/vae", help="VAE run folder (unet, export)")
     ap.add_argument("--unet", default="runs/unet", help="UNet run folder (export)")
@@ -233,7 +256,7 @@ def main(argv=None):
     args.out = args.out or f"runs/{args.stage}"
     Path(args.out).mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator()
-    (train_vae if args.stage == "vae" else train_unet)(args, accelerator)
+    {"vae": train_vae, "decoder": train_decoder, "unet": train_unet}[args.stage](args, accelerator)
 
 
 if __name__ == "__main__":

@@ -144,12 +144,20 @@ def test_shipped_embedding_fits_the_builtin_model_and_is_reproducible(sd, tmp_pa
     assert meta["fingerprint"] == E.model_fingerprint(sd), (
         "the shipped embedding was learned on another built-in model: regenerate it with "
         "`python -c 'import sdlib; sdlib.embeddings.main()'` and re-execute notebook 03")
-    again = E.load_embedding(E.make_project_embedding(sd, tmp_path / "e.safetensors"))[1]
-    assert diff(again, vec) < 1e-5
+    assert (meta["steps"], meta["seed"]) == ("40", "0")
     images, captions = E.concept_images(sd.image_size)
     assert E.eval_loss(sd, images, captions, "triangle", vec) < E.eval_loss(
         sd, images, captions, "triangle")  # what textual inversion is for
     assert E.project_embedding(sd) == E.PROJECT_FILE
+
+
+def test_learning_the_embedding_is_deterministic(sd, tmp_path):
+    """Same machine, same seed, same vector. (Across CPUs it is not bit-identical: Adam's first
+    steps are +-lr per component, so a rounding difference near zero flips a sign. The shipped
+    file is therefore checked for what it does, above, not for its bits.)"""
+    a = E.load_embedding(E.make_project_embedding(sd, tmp_path / "a.safetensors", steps=4))[1]
+    b = E.load_embedding(E.make_project_embedding(sd, tmp_path / "b.safetensors", steps=4))[1]
+    assert diff(a, b) == 0
 
 
 def test_project_embedding_learns_for_another_model(sd, tmp_path, monkeypatch):

@@ -53,8 +53,9 @@ def test_strength_view_cache_and_errors(sd, scene, monkeypatch):
     fig, again = explore_noise.strength_view(sd, scene, "", 0.4, 3, num_steps=5, cache=cache)
     plt.close(fig)
     assert again["result"] is first["result"] and again["step_t"] != first["step_t"]
-    with pytest.raises(sdlib.SDLibError, match=r"step must be in 0..5 for 5 steps"):
-        explore_noise.strength_view(sd, scene, "", 0.4, 6, num_steps=5)  # PNDM: 6 UNet calls
+    calls = len(schedule.sampler_schedule(sd.scheduler, 5)[0])  # 5 (DDIM), 6 (PNDM repeats one)
+    with pytest.raises(sdlib.SDLibError, match=rf"step must be in 0..{calls - 1} for 5 steps"):
+        explore_noise.strength_view(sd, scene, "", 0.4, calls, num_steps=5)
     with pytest.raises(sdlib.SDLibError, match=r"strength must be in \(0, 1\]"):
         explore_noise.strength_view(sd, scene, "", 1.5, 0, num_steps=5)
     fig, none = explore_noise.strength_view(sd, scene, "", 0.1, 0, num_steps=5)  # int(0.5) = 0 steps
@@ -68,7 +69,7 @@ def test_strength_explorer_builds_and_updates(sd, scene):
     w = explore_noise.strength_explorer(sd, scene, "a red circle", num_steps=4)
     assert isinstance(w, W.interactive)
     controls = {c.description: c for c in w.children if hasattr(c, "description")}
-    assert controls["sigma step"].max == 4  # PNDM, 4 steps: 5 UNet calls
+    assert controls["sigma step"].max == len(schedule.sampler_schedule(sd.scheduler, 4)[0]) - 1
     before = len(plt.get_fignums())
     w.f(strength=1.0, step=0)
     assert len(plt.get_fignums()) == before

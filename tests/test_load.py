@@ -40,6 +40,18 @@ def test_local_folder_loads_the_same_weights(sd, tmp_path):
     assert other.name == str(folder)
 
 
+def test_scheduler_class_comes_from_the_folder(sd, tmp_path):
+    """SD v1 folders name PNDM, SD 2.x and the built-in model DDIM: the loader obeys the folder."""
+    import json
+
+    assert type(sd.scheduler).__name__ == builtin.SCHEDULER_CONFIG["_class_name"] == "DDIMScheduler"
+    folder = tmp_path / "pndm"
+    shutil.copytree(builtin.builtin_path(), folder)
+    cfg_file = folder / "scheduler" / "scheduler_config.json"
+    cfg_file.write_text(json.dumps(dict(json.loads(cfg_file.read_text()), _class_name="PNDMScheduler")))
+    assert type(sdlib.load_sd(str(folder), device="cpu").scheduler).__name__ == "PNDMScheduler"
+
+
 def test_builtin_is_deterministic(tmp_path):
     a = builtin.build_builtin(tmp_path / "a")
     b = builtin.build_builtin(tmp_path / "b")

@@ -1,0 +1,55 @@
+"""Regenerate figures/ (the README's pictures and the model card's), all through `sdlib.save_fig`.
+
+    .venv/bin/python tools/make_figures.py        # built-in model on CPU, about a minute
+
+Deterministic: same model, same seeds, same pixels. Each figure is written once and linked, never
+embedded twice.
+"""
+import os
+import sys
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+import sdlib  # noqa: E402
+
+PROMPTS = ["a large red circle on the left", "a small blue triangle at the top",
+           "a purple triangle", "a yellow star on a checked background",
+           "a big green square on a black background", "an orange diamond in the bottom right"]
+
+
+def prompts_grid(sd):
+    """What the model draws: six prompts, one seed, 25 steps, guidance 7.5."""
+    images = sdlib.generate(sd, PROMPTS, seed=0, num_steps=25)
+    return sdlib.show_images(images, [p.replace(" on ", "\non ") for p in PROMPTS], ncols=6,
+                             title="sdlib.generate, built-in model, seed 0")
+
+
+def guidance_grid(sd):
+    """The same prompt and seed at six guidance scales."""
+    scales = [0, 1, 2, 4, 7.5, 12]
+    images = sdlib.guidance.cfg_sweep(sd, "a purple triangle", scales, seed=0, num_steps=25)
+    return sdlib.show_images(images, [f"guidance {s}" for s in scales],
+                             title="'a purple triangle' (a held-out pair): guidance scales")
+
+
+def sigma_schedule(sd):
+    """SD's scaled_linear training schedule and where a 25-step sampler visits it."""
+    return sdlib.explore_noise.plot_schedule(sd.scheduler, 25)
+
+
+FIGURES = {"prompts": prompts_grid, "guidance": guidance_grid, "sigma_schedule": sigma_schedule}
+
+
+def main(names):
+    sd = sdlib.load_sd("builtin", device="cpu")
+    for name in names or FIGURES:
+        fig = FIGURES[name](sd)
+        print(sdlib.save_fig(fig, name))
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -17,6 +17,7 @@ LOSSES = {
     "dark left half": dark_left_loss,
     "bright (0.9)": lambda images: brightness_loss(images, 0.9),
 }
+LOSS_SCALES = (0, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 100, 300)  # log-spaced slider stops
 
 
 def render(sd, prompt, negative_prompt="", guidance_scale=7.5, loss="blue", loss_scale=0.0,
@@ -58,5 +59,7 @@ def explorer(sd, prompt="a large red circle on the left", negative_prompt="", se
         guidance_scale=W.FloatSlider(7.5, min=0, max=15, step=0.5, description="guidance scale",
                                      **slider),
         loss=W.Dropdown(options=list(LOSSES), value="blue", description="loss"),
-        loss_scale=W.FloatSlider(0.0, min=0, max=30, step=1, description="loss scale", **slider),
+        # Log-spaced: the built-in model reacts to 0.5, SD v1 at 512 px needs hundreds.
+        loss_scale=W.SelectionSlider(options=LOSS_SCALES, value=0, description="loss scale",
+                                     **slider),
     )

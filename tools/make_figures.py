@@ -7,6 +7,7 @@ embedded twice.
 """
 import os
 import sys
+import textwrap
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -23,7 +24,7 @@ PROMPTS = ["a large red circle on the left", "a small blue triangle at the top",
 def prompts_grid(sd):
     """What the model draws: six prompts, one seed, 25 steps, guidance 7.5."""
     images = sdlib.generate(sd, PROMPTS, seed=0, num_steps=25)
-    return sdlib.show_images(images, [p.replace(" on ", "\non ") for p in PROMPTS], ncols=6,
+    return sdlib.show_images(images, [textwrap.fill(p, 20) for p in PROMPTS], ncols=6,
                              title="sdlib.generate, built-in model, seed 0")
 
 

@@ -36,12 +36,7 @@ def guidance_grid(sd):
                              title="'a purple triangle' (a held-out pair): guidance scales")
 
 
-def sigma_schedule(sd):
-    """SD's scaled_linear training schedule and where a 25-step sampler visits it."""
-    return sdlib.explore_noise.plot_schedule(sd.scheduler, 25)
-
-
-FIGURES = {"prompts": prompts_grid, "guidance": guidance_grid, "sigma_schedule": sigma_schedule}
+FIGURES = {"prompts": prompts_grid, "guidance": guidance_grid}
 
 
 def main(names):

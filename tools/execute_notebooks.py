@@ -7,6 +7,7 @@ SDLIB_DEVICE=cpu, offline), from the notebooks/ folder, and writes it back with 
 execution counts 1..N. Prints the wall time of each. Used by the benchmark as well.
 """
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,9 +32,36 @@ def execute(path, write=True, timeout=600):
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     nb.metadata.pop("widgets", None) if not _has_widgets(nb) else None
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = _merge_streams(cell.outputs)
+    nb = _stable_widget_ids(nb)
     if write:
         nbformat.write(nb, path)
     return seconds
+
+
+def _merge_streams(outputs):
+    """Join consecutive prints to the same stream: how the kernel split them depends on timing."""
+    merged = []
+    for out in outputs:
+        if (out.output_type == "stream" and merged and merged[-1].output_type == "stream"
+                and merged[-1].name == out.name):
+            merged[-1].text += out.text
+        else:
+            merged.append(out)
+    return merged
+
+
+def _stable_widget_ids(nb):
+    """Widget model ids are random UUIDs; number them in order of appearance instead, so that
+    executing twice writes the same file."""
+    text = nbformat.writes(nb)
+    state = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    ids = dict.fromkeys(re.findall(r'"model_id": "([0-9a-f]{32})"', text) + list(state.get("state", {})))
+    for k, old in enumerate(ids):
+        text = text.replace(old, f"{k + 1:032x}")
+    return nbformat.reads(text, as_version=4)
 
 
 def _has_widgets(nb):

@@ -1,7 +1,7 @@
 """Choosing the device and dtype: cuda > mps > cpu, fp16 on CUDA, fp32 elsewhere.
 
 The device and dtype are chosen once, when the model bundle is loaded, and every helper takes
-them from the bundle (`sd.device`, `sd.dtype`), so no notebook ever writes `.cuda()`.
+them from the bundle (`sd.device`, `sd.dtype`), so no notebook hard-codes a device.
 """
 import os
 

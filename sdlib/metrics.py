@@ -81,6 +81,5 @@ def region_psnr(a, b, boxes):
             raise SDLibError(f"region {name!r} box {(left, top, right, bottom)} is outside the "
                              f"{a.shape[-1]}x{a.shape[-2]} image.")
         crop = (slice(None), slice(None), slice(top, bottom), slice(left, right))
-        value = psnr(a[crop][:1], b[crop][:1])
-        out[name] = value
+        out[name] = psnr(a[crop][:1], b[crop][:1])
     return out

@@ -6,6 +6,12 @@ Two views of the same forward process (eps-prediction, as in SD v1):
 with sigma = sqrt((1 - alpha_bar) / alpha_bar). Schedulers of the second kind keep latents in the
 VE scale and divide by sqrt(sigma^2 + 1) in `scale_model_input` before the UNet sees them.
 """
+import copy
+
+import numpy as np
+import torch
+
+from .errors import SDLibError
 
 
 def alpha_bars(scheduler):
@@ -58,11 +64,8 @@ def make_scheduler(name, like):
     cls_name = names.get(name.lower(), name)
     cls = getattr(diffusers, cls_name, None)
     if cls is None or not hasattr(cls, "from_config"):
-        from .errors import SDLibError
         raise SDLibError(f"unknown scheduler {name!r}; try one of {', '.join(names)}.")
     return cls.from_config(like.config)
-
-
 
 
 # ---------------------------------------------------------------- the schedule, derived
@@ -72,10 +75,6 @@ def betas_from_config(config):
     "linear": evenly spaced from beta_start to beta_end (DDPM). "scaled_linear" (SD): evenly
     spaced in sqrt(beta), then squared, which adds noise more gently early on. (T,) float32.
     """
-    import torch
-
-    from .errors import SDLibError
-
     kind, n = config["beta_schedule"], config["num_train_timesteps"]
     lo, hi = config["beta_start"], config["beta_end"]
     if kind == "linear":
@@ -87,8 +86,6 @@ def betas_from_config(config):
 
 def alpha_bars_from_betas(betas):
     """alpha_bar_t = prod_{s <= t} (1 - beta_s): how much of x0 survives to step t, squared."""
-    import torch
-
     return torch.cumprod(1.0 - betas, dim=0)
 
 
@@ -98,9 +95,6 @@ def sigma_at(scheduler, t):
     This is how LMS and Euler place their sigmas for N steps; for whole-number timesteps it is
     simply sigmas_from_alpha_bars(alpha_bar[t]). Returns a float32 tensor shaped like t.
     """
-    import numpy as np
-    import torch
-
     table = sigmas_from_alpha_bars(scheduler.alphas_cumprod).numpy()  # (T,)
     t = torch.as_tensor(t).detach().cpu().double()
     out = np.interp(t.numpy(), np.arange(len(table)), table)
@@ -113,8 +107,6 @@ def sampler_schedule(scheduler, num_steps):
     sigmas[i] is the noise level of the latents fed to the UNet at timesteps[i] (in the VE view),
     the same for every kind of scheduler, so samplers can be compared on one axis.
     """
-    import copy
-
     sch = copy.deepcopy(scheduler)
     sch.set_timesteps(num_steps)
     return sch.timesteps.cpu(), sigma_at(sch, sch.timesteps)
@@ -142,12 +134,9 @@ def img2img_first(scheduler, num_steps, strength):
     num_steps - int(num_steps * strength) steps and start from a less noisy latent.
     Returns t=None and sigma=0.0 when no step is left to run (strength too small).
     """
-    import copy
-
     t_start, n_run = img2img_start(num_steps, strength)
     if n_run == 0:
         return t_start, None, 0.0
-    sch = copy.deepcopy(scheduler)
-    sch.set_timesteps(num_steps)
-    t = sch.timesteps[t_start * sch.order]
-    return t_start, t, float(sigma_at(sch, t))
+    timesteps, sigmas = sampler_schedule(scheduler, num_steps)
+    first = t_start * scheduler.order
+    return t_start, timesteps[first], float(sigmas[first])

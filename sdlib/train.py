@@ -56,10 +56,20 @@ def _lr(step, steps, peak, warmup=200):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def _model_range(imgs):
+    """uint8 images (n, H, W, 3) -> float (n, 3, H, W) in [-1, 1], the VAE's input range."""
+    return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def _recon_loss(recon, x):
+    """MSE for the colours, plus a little L1 for sharper edges."""
+    return F.mse_loss(recon, x) + 0.1 * F.l1_loss(recon, x)
+
+
 def _images(n, seed, crop=None):
     """A batch of scenes in [-1, 1], (n, 3, 64, 64), optionally random 8-aligned crops."""
     imgs, _, _ = scenes.make_batch(n, seed)
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = _model_range(imgs)
     if crop:
         rng = np.random.default_rng(seed)
         cells = (x.shape[-1] - crop) // 8 + 1
@@ -95,8 +105,7 @@ def train_decoder(args, accelerator):
         x = _images(args.batch, args.seed * 1_000_003 + 7_777_777 + step).to(vae.device)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mean
-        recon = vae.decode(z).sample
-        return F.mse_loss(recon, x) + 0.1 * F.l1_loss(recon, x)
+        return _recon_loss(vae.decode(z).sample, x)
 
     return _loop(args, accelerator, start, {"vae": vae}, opt, loss_fn)
 
@@ -107,7 +116,7 @@ def _vae_loss(vae, args, step):
     post = vae.encode(x).latent_dist
     recon = vae.decode(post.sample()).sample
     kl = post.kl().mean() / x[0].numel()
-    return F.mse_loss(recon, x) + 0.1 * F.l1_loss(recon, x) + args.kl * kl
+    return _recon_loss(recon, x) + args.kl * kl
 
 
 def _loop(args, accelerator, start, models, opt, loss_fn):
@@ -159,8 +168,7 @@ def encode_dataset(vae, n, seed, batch=256):
     zs, ids = [], []
     for k in range(0, n, batch):
         imgs, caps, _ = scenes.make_batch(min(batch, n - k), seed * 1_000_003 + k)
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
-        zs.append(vae.encode(x).latent_dist.mean)
+        zs.append(vae.encode(_model_range(imgs)).latent_dist.mean)
         ids.append(tok(caps, padding="max_length", max_length=77, truncation=True,
                        return_tensors="pt").input_ids)
     return torch.cat(zs), torch.cat(ids)

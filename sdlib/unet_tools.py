@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .errors import SDLibError
 from .load import n_params
+from .schedule import add_noise_vp
 
 
 # ---------------------------------------------------------------- structure
@@ -99,7 +100,7 @@ def predict_once(sd, x0, t, text_emb, generator=None, noise=None):
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
     noise = noise.to(sd.device, sd.dtype)
-    x_t = a**0.5 * x0 + (1 - a) ** 0.5 * noise  # the forward process, as in training
+    x_t = add_noise_vp(x0, noise, a)  # the forward process, as in training
     t_in = torch.tensor(int(t), device=sd.device)
     eps = sd.unet(x_t, t_in, encoder_hidden_states=text_emb.to(sd.device, sd.dtype)).sample
     x0_pred = (x_t - (1 - a) ** 0.5 * eps) / a**0.5  # solve the same line for x0

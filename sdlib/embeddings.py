@@ -8,10 +8,8 @@ sees token + position embeddings. So anything we can write as a vector can be "s
   diffusers' `load_textual_inversion` does; `learn_embedding`: textual inversion in a few lines.
 Learned vectors are saved as `{token: (D,)}` safetensors files (diffusers' learned_embeds layout:
 `pipe.load_textual_inversion(path)` reads them). Generate with `sdlib.generate(sd, "", text_emb=)`.
-The shipped file: `python -c "import sdlib; sdlib.embeddings.main()"` (`make_project_embedding`).
+The course's own learned concept, `<purple-triangle>`, is made in `sdlib.builtin.concept`.
 """
-import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -25,8 +23,6 @@ from .sampler import generate
 from .text import (encode_embeddings_with_grad, encode_text, nearest_tokens, position_embeddings,
                    tokenize)
 
-PROJECT_FILE = Path(__file__).resolve().parent / "data" / "purple_triangle_embedding.safetensors"
-CONCEPT = dict(token="<purple-triangle>", init_word="triangle", colour="purple", shape="triangle")
 
 
 def _table(sd):
@@ -224,59 +220,9 @@ def eval_loss(sd, images, captions, word, vector=None, n=32, seed=1234, batch_si
     return float(total) / n
 
 
-def concept_images(size=64, n=8):
-    """The project's concept: purple triangles (a colour+shape pair the built-in model is never
-    trained on), in several sizes, places and backgrounds; captions with "{}" for the token."""
-    from . import scenes
-
-    places = ["left", "right", "top", "bottom", "middle", "top left", "bottom right", "top right"]
-    backgrounds = ["white", "yellow", "white", "black"]
-    images, captions = [], []
-    for i in range(n):  # sizes, places and backgrounds cycle
-        size_name, place, bg = list(scenes.SIZES)[i % 3], places[i % 8], backgrounds[i % 4]
-        scene = scenes.make_scene(CONCEPT["colour"], CONCEPT["shape"], size_name, place, bg)
-        images.append(scenes.render(scene, size))
-        where = scenes.POSITION_WORDS[place][0]
-        captions.append(f"a {size_name} {{}} {where} on a {bg} background")
-    return images, captions
-
-
-def model_fingerprint(sd):
-    """A short hash of a few weights: a learned embedding only fits the model it was learned on."""
-    h = hashlib.sha1(sd.name.encode())
-    for w in (sd.unet.conv_in.weight, sd.text_encoder.get_input_embeddings().weight[:4096]):
-        h.update(w.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:12]
-
-
 def default_lr(sd):
     """A quarter of the token table's spread: a few dozen Adam steps move about a word apart."""
     return round(0.25 * float(_table(sd).float().std()), 6)
-
-
-def make_project_embedding(sd, path=PROJECT_FILE, steps=40, lr=None, seed=0):
-    """Learn the project's `<purple-triangle>` embedding on `sd` and save it (deterministic on one machine)."""
-    lr = lr or default_lr(sd)
-    images, captions = concept_images(sd.image_size)
-    batch = 4 if sd.image_size <= 128 else 1  # backward through a 512 px UNet is memory-hungry
-    vector, losses = learn_embedding(sd, images, captions, CONCEPT["init_word"], steps, lr,
-                                     batch, seed)
-    return save_embedding(path, CONCEPT["token"], vector, init_word=CONCEPT["init_word"],
-                          steps=steps, lr=lr, seed=seed, batch_size=batch, model=sd.name,
-                          fingerprint=model_fingerprint(sd),
-                          losses=json.dumps([round(v, 5) for v in losses]))
-
-
-def project_embedding(sd):
-    """Path of the project's embedding for this model: the shipped file if it was learned on
-    this very model, else one learned now (under a minute on a GPU) and cached by the model."""
-    fp = model_fingerprint(sd)
-    if PROJECT_FILE.is_file() and load_embedding(PROJECT_FILE)[2].get("fingerprint") == fp:
-        return PROJECT_FILE
-    from .builtin import cache_dir
-
-    path = cache_dir().parent / "embeddings" / f"purple_triangle_{fp}.safetensors"
-    return path if path.is_file() else make_project_embedding(sd, path)
 
 
 def nearest_words(sd, vector, k=5, words=None, exclude=()):
@@ -290,10 +236,3 @@ def nearest_words(sd, vector, k=5, words=None, exclude=()):
     sims = F.cosine_similarity(rows, vector.float().to(rows.device)[None], dim=-1)
     order = sims.argsort(descending=True)[:k]
     return [(words[i], round(float(sims[i]), 4)) for i in order]
-
-
-def main():
-    """Regenerate the shipped file; run it whenever the built-in model changes."""
-    from .load import load_sd
-
-    print(make_project_embedding(load_sd("builtin", device="cpu")))

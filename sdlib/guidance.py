@@ -4,8 +4,7 @@ Why: `sdlib.generate(..., loss_fn=..., loss_scale=...)` accepts any function of 
 x0_pred, an image batch (B, 3, H, W) in [0, 1], that returns a scalar to minimise. The losses
 here are plain functions of that image, so they can be read, tested and swapped; `blue_fraction`
 measures the effect; `sweep` runs one setting over several values with the same seed, so that the
-only thing that changes between pictures is that setting; `adherence_by_scale` scores held-out
-prompts with the model-free judge at each guidance scale.
+only thing that changes between pictures is that setting.
 
     images = sweep(sd, "a red circle", "loss_scale", [0, 3, 10], loss_fn=blue_loss)
     blue_fraction(images)        # tensor (3,): rises with the loss scale
@@ -17,7 +16,7 @@ from .images import to_tensor
 from .sampler import generate
 
 # A loss scale that turns the built-in model's pictures clearly bluer with loss_every=1 at 25 steps
-# (as `sdlib.evaluate.blue_effect` runs it) without washing them out; with loss_every=2 at 10-20
+# (as `sdlib.builtin.evaluate.blue_effect` runs it) without washing them out; with loss_every=2 at 10-20
 # steps about 10 does the same. Larger scales trade the prompt for the loss.
 DEFAULT_BLUE_SCALE = 3.0
 
@@ -36,12 +35,15 @@ def blue_loss(images):
 
 
 def _rgb(colour):
-    """A colour name (sdlib.scenes.COLOURS) or three numbers (0..1, or 0..255 if any is > 1)."""
+    """A colour name (any of matplotlib's: "purple", "tab:blue", "#ff8800") or three numbers
+    (0..1, or 0..255 if any is > 1) -> (3,) float tensor in [0, 1]."""
     if isinstance(colour, str):
-        from .scenes import COLOURS  # the course's named colours
-        if colour not in COLOURS:
-            raise SDLibError(f"unknown colour {colour!r}; use one of {', '.join(COLOURS)} or RGB.")
-        colour = COLOURS[colour]
+        from matplotlib.colors import is_color_like, to_rgb
+
+        if not is_color_like(colour):
+            raise SDLibError(f"unknown colour {colour!r}; use a name like 'purple' or 'tab:blue', "
+                             "a hex code like '#ff8800', or three RGB numbers.")
+        colour = to_rgb(colour)
     rgb = torch.as_tensor(colour, dtype=torch.float32).flatten()
     if rgb.numel() != 3 or rgb.min() < 0 or rgb.max() > 255:
         raise SDLibError(f"a colour is three numbers in 0..1 (or 0..255), got {colour!r}.")
@@ -87,17 +89,3 @@ def sweep(sd, prompt, name, values, seed=0, **generate_kwargs):
 def cfg_sweep(sd, prompt, scales=(0, 1, 2, 4, 7.5, 12), **generate_kwargs):
     """The same seed at several classifier-free guidance scales (0: uncond only, 1: text only)."""
     return sweep(sd, prompt, "guidance_scale", scales, **generate_kwargs)
-
-
-def adherence_by_scale(sd, scales=(0, 1, 2, 4, 7.5, 12), n_prompts=12, seed=0, num_steps=10,
-                       batch_size=16):
-    """Prompt adherence at each guidance scale, from the evaluation code (`sdlib.evaluate`).
-
-    Prompts are `sdlib.scenes.eval_prompts(n_prompts, seed)`: held-out colour+shape pairs, judged
-    by `sdlib.checker` (no model involved). Every scale sees the same prompts and the same
-    starting noise. Returns {scale: {"colour_acc", "shape_acc", "both_acc", "n"}}.
-    """
-    from . import evaluate  # imports this module: import it only when needed
-
-    return {scale: evaluate.adherence(sd, scale, n=n_prompts, seed=seed, num_steps=num_steps,
-                                      batch=batch_size) for scale in scales}

@@ -1,19 +1,20 @@
 """The shipped built-in model still works: a broken or untrained model cannot land.
 
 Small samples, so these are floors well below the measured figures (model card, measured by
-`python -m sdlib.evaluate`), not the evaluation itself.
+`python -m sdlib.builtin.evaluate`), not the evaluation itself.
 """
 import pytest
 import torch
 
 import sdlib
-from sdlib import builtin, evaluate
+from sdlib import builtin
+from sdlib.builtin import evaluate
 
-pytestmark = pytest.mark.skipif(not (builtin.SHIPPED / "model_index.json").exists(),
-                                reason="no trained model shipped in this checkout")
 
 
 def test_builtin_is_the_shipped_model(sd):
+    """Fails (never skips) when the weights are missing: every picture in the course rests on them."""
+    assert (builtin.SHIPPED / "model_index.json").is_file(), f"no trained model in {builtin.SHIPPED}"
     assert builtin.builtin_path() == builtin.SHIPPED
     assert evaluate.model_megabytes(builtin.SHIPPED) <= 40
     assert (builtin.SHIPPED / "README.md").read_text().startswith("# sdlib built-in model")
@@ -27,7 +28,9 @@ def test_guidance_improves_adherence(sd):
     """At 7.5 the held-out prompts are followed, and better than at 1.0 (what notebook 05 shows)."""
     strong = evaluate.adherence(sd, 7.5, n=16)
     weak = evaluate.adherence(sd, 1.0, n=16)
+    assert strong["n"] >= 16
     assert strong["colour_acc"] >= 0.75
+    assert strong["shape_acc"] >= 0.7  # measured 0.83 on 48 prompts (model card)
     assert strong["colour_acc"] + strong["shape_acc"] > weak["colour_acc"] + weak["shape_acc"]
 
 
@@ -39,9 +42,9 @@ def test_works_with_diffusers_pipelines_directly(sd):
     pipe.set_progress_bar_config(disable=True)
     image = pipe("a large red circle", num_inference_steps=20,
                  generator=torch.Generator().manual_seed(0)).images[0]
-    assert sdlib.checker.judge(image)["colour"] == "red"
+    assert sdlib.builtin.checker.judge(image)["colour"] == "red"
     img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
     img2img.set_progress_bar_config(disable=True)
     out = img2img("a large blue circle", image=image, strength=0.7, num_inference_steps=20,
                   generator=torch.Generator().manual_seed(0)).images[0]
-    assert sdlib.checker.judge(out)["colour"] == "blue"
+    assert sdlib.builtin.checker.judge(out)["colour"] == "blue"

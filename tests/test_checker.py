@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from sdlib import checker as C
-from sdlib import scenes as S
+from sdlib.builtin import checker as C
+from sdlib.builtin import scenes as S
 
 
 @pytest.mark.parametrize("use_scene_background", [False, True])

@@ -9,6 +9,7 @@ from safetensors.torch import save_file
 
 import sdlib
 from sdlib import embeddings as E
+from sdlib.builtin import concept
 from sdlib import text
 
 PROMPT = "a large red circle on the left"
@@ -128,7 +129,7 @@ def test_load_embedding_formats_and_errors(sd, tmp_path):
 
 
 def test_learning_is_seeded_and_moves_only_the_vector(sd):
-    images, captions = E.concept_images(sd.image_size, n=4)
+    images, captions = concept.concept_images(sd.image_size, n=4)
     table = sd.text_encoder.get_input_embeddings().weight.clone()
     a, losses = E.learn_embedding(sd, images, captions, "triangle", steps=3, seed=1)
     b, _ = E.learn_embedding(sd, images, captions, "triangle", steps=3, seed=1)
@@ -138,34 +139,34 @@ def test_learning_is_seeded_and_moves_only_the_vector(sd):
 
 
 def test_shipped_embedding_fits_the_builtin_model_and_is_reproducible(sd, tmp_path):
-    token, vec, meta = E.load_embedding(E.PROJECT_FILE)
-    assert token == E.CONCEPT["token"] and vec.shape == E.word_vector(sd, "red").shape
-    assert E.PROJECT_FILE.stat().st_size < 16_000
-    assert meta["fingerprint"] == E.model_fingerprint(sd), (
+    token, vec, meta = E.load_embedding(concept.PROJECT_FILE)
+    assert token == concept.CONCEPT["token"] and vec.shape == E.word_vector(sd, "red").shape
+    assert concept.PROJECT_FILE.stat().st_size < 16_000
+    assert meta["fingerprint"] == concept.model_fingerprint(sd), (
         "the shipped embedding was learned on another built-in model: regenerate it with "
-        "`python -c 'import sdlib; sdlib.embeddings.main()'` and re-execute notebook 03")
+        "`python -c 'import sdlib; sdlib.builtin.concept.main()'` and re-execute notebook 03")
     assert (meta["steps"], meta["seed"]) == ("40", "0")
-    images, captions = E.concept_images(sd.image_size)
+    images, captions = concept.concept_images(sd.image_size)
     assert E.eval_loss(sd, images, captions, "triangle", vec) < E.eval_loss(
         sd, images, captions, "triangle")  # what textual inversion is for
-    assert E.project_embedding(sd) == E.PROJECT_FILE
+    assert concept.project_embedding(sd) == concept.PROJECT_FILE
 
 
 def test_learning_the_embedding_is_deterministic(sd, tmp_path):
     """Same machine, same seed, same vector. (Across CPUs it is not bit-identical: Adam's first
     steps are +-lr per component, so a rounding difference near zero flips a sign. The shipped
     file is therefore checked for what it does, above, not for its bits.)"""
-    a = E.load_embedding(E.make_project_embedding(sd, tmp_path / "a.safetensors", steps=4))[1]
-    b = E.load_embedding(E.make_project_embedding(sd, tmp_path / "b.safetensors", steps=4))[1]
+    a = E.load_embedding(concept.make_project_embedding(sd, tmp_path / "a.safetensors", steps=4))[1]
+    b = E.load_embedding(concept.make_project_embedding(sd, tmp_path / "b.safetensors", steps=4))[1]
     assert diff(a, b) == 0
 
 
 def test_project_embedding_learns_for_another_model(sd, tmp_path, monkeypatch):
     made = []
     monkeypatch.setenv("SDLIB_CACHE", str(tmp_path))
-    monkeypatch.setattr(E, "model_fingerprint", lambda sd: "another")
-    monkeypatch.setattr(E, "make_project_embedding", lambda sd, path: made.append(path) or path)
-    path = E.project_embedding(sd)
+    monkeypatch.setattr(concept, "model_fingerprint", lambda sd: "another")
+    monkeypatch.setattr(concept, "make_project_embedding", lambda sd, path: made.append(path) or path)
+    path = concept.project_embedding(sd)
     assert made == [path] and path.parent.parent == tmp_path and "another" in path.name
 
 

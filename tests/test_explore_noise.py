@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import sdlib
-from sdlib import explore_noise, scenes, schedule
+from sdlib import explore_noise, schedule
+from sdlib.builtin import scenes
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 
 import sdlib
 from sdlib import guidance as G
-from sdlib import scenes
+from sdlib.builtin import evaluate, scenes
 
 
 def image_of(rgb, size=8):
@@ -24,10 +24,10 @@ def test_blue_loss_is_the_deep_dive_loss_and_pulls_only_blue():
 def test_colour_loss_zero_at_target_and_names_match_rgb():
     assert G.colour_loss(image_of((1.0, 0.0, 0.0)), (1, 0, 0)) == 0
     assert G.colour_loss(image_of((1.0, 0.0, 0.0)), (0, 0, 0)) == pytest.approx(1 / 3)
-    red = scenes.COLOURS["red"]
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose(G.colour_loss(x, "red"), G.colour_loss(x, [v / 255 for v in red]))
-    assert torch.allclose(G.colour_loss(x, red), G.colour_loss(x, "red"))  # 0..255 accepted
+    assert torch.allclose(G.colour_loss(x, "red"), G.colour_loss(x, (1.0, 0.0, 0.0)))
+    assert torch.allclose(G.colour_loss(x, "purple"), G.colour_loss(x, (128, 0, 128)))  # 0..255
+    assert torch.allclose(G.colour_loss(x, "#800080"), G.colour_loss(x, "purple"))
     with pytest.raises(sdlib.SDLibError, match="unknown colour"):
         G.colour_loss(x, "mauve")
     with pytest.raises(sdlib.SDLibError, match="three numbers"):
@@ -79,9 +79,9 @@ def test_blue_rises_with_the_loss_scale_then_saturates(sd):
 
 
 def test_adherence_by_scale_judges_the_generated_images(sd):
-    from sdlib import checker
+    from sdlib.builtin import checker
 
-    result = G.adherence_by_scale(sd, scales=(1, 7.5), n_prompts=3, num_steps=2, batch_size=2)
+    result = evaluate.adherence_by_scale(sd, scales=(1, 7.5), n_prompts=3, num_steps=2, batch_size=2)
     assert list(result) == [1, 7.5]
     items = scenes.eval_prompts(3, 0)
     images = sdlib.generate(sd, [p for p, _ in items[:2]], seed=0, num_steps=2, guidance_scale=7.5)

@@ -44,7 +44,7 @@ def test_scheduler_class_comes_from_the_folder(sd, tmp_path):
     """SD v1 folders name PNDM, SD 2.x and the built-in model DDIM: the loader obeys the folder."""
     import json
 
-    assert type(sd.scheduler).__name__ == builtin.SCHEDULER_CONFIG["_class_name"] == "DDIMScheduler"
+    assert type(sd.scheduler).__name__ == builtin.model.SCHEDULER_CONFIG["_class_name"] == "DDIMScheduler"
     folder = tmp_path / "pndm"
     shutil.copytree(builtin.builtin_path(), folder)
     cfg_file = folder / "scheduler" / "scheduler_config.json"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sdlib import scenes as S
-from sdlib.tokenizer import clip_vocab_and_merges
+from sdlib.builtin import scenes as S
+from sdlib.builtin.tokenizer import clip_vocab_and_merges
 
 
 def _scenes(n, seed, split="train", two_object_prob=0.2):

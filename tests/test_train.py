@@ -3,7 +3,7 @@ import torch
 from safetensors.torch import load_file
 
 import sdlib
-from sdlib import train
+from sdlib.builtin import train
 
 
 def weights(run, name):

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import scenes as S
-from .images import load_image, to_pil
+from ..images import load_image, to_pil
 from .shapes import SHAPES, shape_alpha, unit_area_centroid
 
 ROUGH_DISTANCE = 45    # RGB distance from the background that marks a pixel as "object"

@@ -1,14 +1,14 @@
 """Training the built-in model: VAE first, then UNet + text encoder on the VAE's latents.
 
-    python -m sdlib.train vae  --out runs/vae  --steps 4000
-    python -m sdlib.train unet --out runs/unet --vae runs/vae --steps 8000
-    python -m sdlib.train decoder --out runs/decoder --vae runs/vae --steps 600   # optional
-    python -m sdlib.train export --vae runs/decoder --unet runs/unet --to sdlib/models/builtin
+    python -m sdlib.builtin.train vae  --out runs/vae  --steps 4000
+    python -m sdlib.builtin.train unet --out runs/unet --vae runs/vae --steps 8000
+    python -m sdlib.builtin.train decoder --out runs/decoder --vae runs/vae --steps 600   # optional
+    python -m sdlib.builtin.train export --vae runs/decoder --unet runs/unet --to sdlib/models/builtin
 
 Every stage is deterministic given --seed, resumes from the newest checkpoint in --out, shows a
 progress bar and appends to --out/loss.csv. `accelerate` places the work, so the same command runs
-on a CPU, one GPU or several (launch with `accelerate launch -m sdlib.train ...`).
-Images come from `sdlib.scenes` (procedural, seeded: nothing is downloaded).
+on a CPU, one GPU or several (launch with `accelerate launch -m sdlib.builtin.train ...`).
+Images come from `sdlib.builtin.scenes` (procedural, seeded: nothing is downloaded).
 """
 import argparse
 import json
@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from . import builtin, scenes
+from . import model
+from . import scenes
 from .tokenizer import save_clip_tokenizer
 
 
@@ -82,7 +83,7 @@ def train_vae(args, accelerator):
     from diffusers import AutoencoderKL
 
     torch.manual_seed(args.seed)
-    vae = AutoencoderKL(**builtin.VAE_CONFIG)
+    vae = AutoencoderKL(**model.VAE_CONFIG)
     opt = torch.optim.Adam(vae.parameters(), lr=args.lr)
     start = _resume(args.out, {"vae": vae}, opt)
     vae, opt = accelerator.prepare(vae, opt)
@@ -151,7 +152,7 @@ def load_vae(folder):
     """The newest VAE checkpoint of a run folder as an AutoencoderKL."""
     from diffusers import AutoencoderKL
 
-    vae = AutoencoderKL(**builtin.VAE_CONFIG)
+    vae = AutoencoderKL(**model.VAE_CONFIG)
     vae.load_state_dict(load_file(sorted(Path(folder).glob("step*"))[-1] / "vae.safetensors"))
     return vae.eval().requires_grad_(False)
 
@@ -161,7 +162,7 @@ def encode_dataset(vae, n, seed, batch=256):
     """Latents (unscaled means) and token ids of n training scenes, cached on disk by the caller."""
     from transformers import CLIPTokenizer
 
-    tok_dir = Path(builtin.cache_dir().parent / "tokenizer")
+    tok_dir = Path(model.cache_dir().parent / "tokenizer")
     if not (tok_dir / "vocab.json").exists():
         save_clip_tokenizer(tok_dir)
     tok = CLIPTokenizer.from_pretrained(tok_dir)
@@ -188,9 +189,9 @@ def train_unet(args, accelerator):
     scale = float(1 / z.std())  # SD's scaling_factor: latents to unit variance
     empty = torch.tensor([49406] + [49407] * 76)  # the empty prompt, for CFG dropout
     torch.manual_seed(args.seed)
-    unet = UNet2DConditionModel(**builtin.UNET_CONFIG)
-    text = CLIPTextModel(CLIPTextConfig(**builtin.TEXT_CONFIG))
-    sched = DDPMScheduler(**{k: v for k, v in builtin.SCHEDULER_CONFIG.items()
+    unet = UNet2DConditionModel(**model.UNET_CONFIG)
+    text = CLIPTextModel(CLIPTextConfig(**model.TEXT_CONFIG))
+    sched = DDPMScheduler(**{k: v for k, v in model.SCHEDULER_CONFIG.items()
                              if k in ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps")})
     opt = torch.optim.Adam(list(unet.parameters()) + list(text.parameters()), lr=args.lr)
     start = _resume(args.out, {"unet": unet, "text_encoder": text}, opt)
@@ -220,16 +221,16 @@ def export(vae_run, unet_run, folder):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     folder = Path(folder)
-    builtin.write_skeleton(folder)  # tokenizer, scheduler, model_index.json
+    model.write_skeleton(folder)  # tokenizer, scheduler, model_index.json
     ck = sorted(Path(unet_run).glob("step*"))[-1]
     scale = json.loads((Path(unet_run) / "scaling.json").read_text())["scaling_factor"]
-    vae = AutoencoderKL(**dict(builtin.VAE_CONFIG, scaling_factor=round(scale, 5)))
+    vae = AutoencoderKL(**dict(model.VAE_CONFIG, scaling_factor=round(scale, 5)))
     vae.load_state_dict(load_vae(vae_run).state_dict())
     vae.save_pretrained(folder / "vae", safe_serialization=True)
-    unet = UNet2DConditionModel(**builtin.UNET_CONFIG)
+    unet = UNet2DConditionModel(**model.UNET_CONFIG)
     unet.load_state_dict(load_file(ck / "unet.safetensors"))
     unet.save_pretrained(folder / "unet", safe_serialization=True)
-    text = CLIPTextModel(CLIPTextConfig(**builtin.TEXT_CONFIG))
+    text = CLIPTextModel(CLIPTextConfig(**model.TEXT_CONFIG))
     text.load_state_dict(load_file(ck / "text_encoder.safetensors"))
     text.save_pretrained(folder / "text_encoder", safe_serialization=True)
     return folder
@@ -257,7 +258,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.stage == "export":
-        print(export(args.vae, args.unet, args.to or builtin.SHIPPED))
+        print(export(args.vae, args.unet, args.to or model.SHIPPED))
         return
     from accelerate import Accelerator
 

@@ -6,7 +6,7 @@ cross-attention, SD's scheduler config), only narrower, so that every notebook r
 a laptop CPU. It is written in the diffusers folder layout, so it loads through exactly the same
 `from_pretrained` code as `CompVis/stable-diffusion-v1-4`.
 
-The trained model ships in the package (`SHIPPED`, made by `python -m sdlib.train`, see its model
+The trained model ships in the package (`SHIPPED`, made by `python -m sdlib.builtin.train`, see its model
 card). Without it (a checkout before training), `build_builtin` makes the same architecture
 randomly initialised from `SEED` into a cache folder: pictures are then noise-like, but every
 shape, step and equality the course shows is still real.
@@ -59,7 +59,7 @@ MODEL_INDEX = {
     "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
     "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
 }
-SHIPPED = Path(__file__).resolve().parent / "models" / NAME  # the trained model, in the package
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / NAME  # the trained model, in the package
 
 
 def cache_dir():
@@ -85,7 +85,7 @@ def build_builtin(folder, seed=SEED):
     write_skeleton(tmp)
     (tmp / "README.md").write_text(
         f"# sdlib built-in model ({VERSION})\n\nRandomly initialised from seed {seed}; "
-        "SD v1 classes and scheduler config at a small width. See sdlib/builtin.py.\n")
+        "SD v1 classes and scheduler config at a small width. See sdlib/builtin/model.py.\n")
     if folder.exists():  # another process finished first
         import shutil
         shutil.rmtree(tmp)

@@ -1,10 +1,10 @@
 """Measuring the built-in model (or any SD model on these scenes): what it does, in numbers.
 
-    python -m sdlib.evaluate                 # the default model, full evaluation, prints a table
-    python -m sdlib.evaluate --n 24 --card   # and rewrites the model card's figures
+    python -m sdlib.builtin.evaluate                 # the default model, full evaluation, prints a table
+    python -m sdlib.builtin.evaluate --n 24 --card   # and rewrites the model card's figures
 
 - VAE: reconstruction PSNR on held-out scenes and on a real photo (scikit-image's astronaut);
-- prompt adherence on held-out colour+shape pairs, judged by `sdlib.checker` (no model inside),
+- prompt adherence on held-out colour+shape pairs, judged by `sdlib.builtin.checker` (no model inside),
   at CFG 7.5 and 1.0 with 25 steps;
 - the "blue" guidance loss: mean blue fraction with and without it;
 - seconds for one 25-step generation and the model's size.
@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checker, guidance, metrics, scenes
-from .images import load_image, to_tensor
-from .latents import decode, encode
-from .load import load_sd, n_params
-from .sampler import generate
-from .schedule import make_scheduler
+from .. import guidance, metrics
+from ..images import load_image, to_tensor
+from ..latents import decode, encode
+from ..load import load_sd, n_params
+from ..sampler import generate
+from ..schedule import make_scheduler
+from . import checker, model, scenes
 
 
 def vae_psnr(sd, n=64, seed=1):
@@ -52,6 +53,18 @@ def adherence(sd, guidance_scale, n=48, seed=0, num_steps=25, batch=16, schedule
         images += generate(sd, prompts, num_steps=num_steps, guidance_scale=guidance_scale,
                            seed=seed + k, scheduler=scheduler)
     return checker.adherence(images, [s for _, s in items])
+
+
+def adherence_by_scale(sd, scales=(0, 1, 2, 4, 7.5, 12), n_prompts=12, seed=0, num_steps=10,
+                       batch_size=16):
+    """Prompt adherence at each guidance scale, scored as `adherence` scores one.
+
+    Prompts are `sdlib.builtin.scenes.eval_prompts(n_prompts, seed)`: held-out colour+shape pairs, judged
+    by `sdlib.builtin.checker` (no model involved). Every scale sees the same prompts and the same
+    starting noise. Returns {scale: {"colour_acc", "shape_acc", "both_acc", "n"}}.
+    """
+    return {scale: adherence(sd, scale, n=n_prompts, seed=seed, num_steps=num_steps,
+                                      batch=batch_size) for scale in scales}
 
 
 def blue_effect(sd, n=8, scale=None, seed=0):
@@ -94,7 +107,7 @@ CARD = """# sdlib built-in model
 
 A small Stable Diffusion with SD v1's classes (AutoencoderKL, CLIPTextModel with the real CLIP
 tokenizer, UNet2DConditionModel with cross-attention, SD's scheduler config run by {scheduler}), trained by the
-course itself on procedural scenes (`sdlib.scenes`: coloured circles, squares, triangles, stars,
+course itself on procedural scenes (`sdlib.builtin.scenes`: coloured circles, squares, triangles, stars,
 crosses and diamonds on plain, striped, checked or gradient backgrounds). It loads like any SD
 folder: `sdlib.load_sd("builtin")`, or `StableDiffusionPipeline.from_pretrained(<this folder>)`.
 
@@ -102,13 +115,13 @@ Images are {size} px; latents {latent} (4 channels, 48x fewer numbers than pixel
 Held-out colour+shape pairs (never seen in training): {held_out}.
 
 ## Figures
-Measured by `python -m sdlib.evaluate --n {n}` on a 2-core CPU:
+Measured by `python -m sdlib.builtin.evaluate --n {n}` on a 2-core CPU:
 
 | measure | value |
 |---|---|
 {rows}
 
-Colour/shape accuracy is judged by `sdlib.checker` (pixel statistics and shape templates; 100% on
+Colour/shape accuracy is judged by `sdlib.builtin.checker` (pixel statistics and shape templates; 100% on
 ground-truth renders), on held-out prompts only, 25 {scheduler} steps.
 
 ## Recipe
@@ -118,11 +131,9 @@ ground-truth renders), on held-out prompts only, 25 {scheduler} steps.
 
 def write_card(folder, res, n, recipe):
     """The model card (README.md in the model folder) with these figures and the recipe."""
-    from . import builtin
-
     rows = "\n".join(f"| {k} | {v:.4g} |" for k, v in res.items())
     held = ", ".join(f"{c} {s}" for c, s in scenes.HELD_OUT)
-    size = builtin.IMAGE_SIZE
+    size = model.IMAGE_SIZE
     sched = json.loads((Path(folder) / "scheduler" / "scheduler_config.json").read_text())
     text = CARD.format(size=size, latent=f"{size // 8}x{size // 8}", held_out=held, n=n, rows=rows,
                        recipe=recipe, scheduler=sched["_class_name"])
@@ -139,10 +150,8 @@ def main(argv=None):
     ap.add_argument("--card", default=None, help="write the model card here with the recipe from"
                     " this file (e.g. --card runs/recipe.md)")
     args = ap.parse_args(argv)
-    from . import builtin
-
     sd = load_sd(args.model, device="cpu")
-    folder = builtin.builtin_path() if args.model == "builtin" else Path(args.model)
+    folder = model.builtin_path() if args.model == "builtin" else Path(args.model)
     scheduler = make_scheduler(args.scheduler, sd.scheduler) if args.scheduler else None
     res = evaluate(sd, n=args.n, folder=folder if Path(folder).exists() else None,
                    scheduler=scheduler)

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from . import latents as vae_helpers
 from .errors import SDLibError
 from .sampler import generate
+from .schedule import add_noise_vp, alpha_bars, noise_from_output, prediction_type
 from .text import (encode_embeddings_with_grad, encode_text, nearest_tokens, position_embeddings,
                    tokenize)
 
@@ -165,10 +166,10 @@ def load_textual_inversion(sd, path, token=None):
 # ---------------------------------------------------------------- learning
 def denoising_loss(sd, x0, text_emb, t, noise):
     """Stable Diffusion's training loss: how well the UNet finds `noise` in x0 noised to t."""
-    if sd.scheduler.config.get("prediction_type", "epsilon") != "epsilon":
-        raise SDLibError("learn_embedding supports epsilon-prediction models (SD v1) only.")
-    x_t = sd.scheduler.add_noise(x0, noise, t)  # (B, 4, h, w)
-    eps = sd.unet(x_t, t.to(sd.device), encoder_hidden_states=text_emb.to(sd.dtype)).sample
+    alpha_bar = alpha_bars(sd.scheduler)[t]  # (B,)
+    x_t = add_noise_vp(x0, noise, alpha_bar)  # (B, 4, h, w), DDPM eq. 4
+    output = sd.unet(x_t, t.to(sd.device), encoder_hidden_states=text_emb.to(sd.dtype)).sample
+    eps = noise_from_output(prediction_type(sd.scheduler), x_t, output, alpha_bar)  # v -> eps too
     return F.mse_loss(eps.float(), noise.float())
 
 

@@ -16,8 +16,8 @@ from . import plot
 from .errors import SDLibError
 from .images import load_image
 from .latents import decode, encode
-from .schedule import (alpha_bars, img2img_start, is_ve, sampler_schedule, sigmas_from_alpha_bars,
-                       ve_to_vp)
+from .schedule import (add_noise_vp, alpha_bar_from_sigma, alpha_bars, img2img_skip, sampler_schedule,
+                       sigmas_from_alpha_bars, unit_scale)
 
 
 def plot_schedule(scheduler, num_steps=None, title=None):
@@ -65,11 +65,6 @@ def plot_sampler_sigmas(schedulers, num_steps, title=None):
     return fig
 
 
-def _unit_scale(scheduler, x_t, sigma):
-    """Latents as the UNet sees them (VP scale): VE schedulers keep them sqrt(sigma^2+1) too big."""
-    return ve_to_vp(x_t, sigma) if is_ve(scheduler) else x_t
-
-
 def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=None, seed=0,
                   guidance_scale=7.5, run=True, cache=None):
     """One img2img run at `strength`, and the image noised to the sigma of sampler step `step`.
@@ -87,10 +82,10 @@ def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=Non
         raise SDLibError(f"strength must be in (0, 1], got {strength}.")
     pic = load_image(image, size=sd.image_size)
     x0 = encode(sd, pic)  # (1, 4, h, w)
-    eps = torch.randn(x0.shape, generator=torch.Generator("cpu").manual_seed(seed)).to(x0)
+    noise = torch.randn(x0.shape, generator=torch.Generator("cpu").manual_seed(seed)).to(x0)
     sigma_step = float(sigmas[step])
-    x_step = ve_to_vp(x0 + sigma_step * eps, sigma_step)  # = sqrt(ab) x0 + sqrt(1 - ab) eps
-    t_start, n_run = img2img_start(num_steps, strength)
+    x_step = add_noise_vp(x0, noise, alpha_bar_from_sigma(sigma_step))  # (1, 4, h, w)
+    t_start, n_run = img2img_skip(num_steps, strength)
     first = t_start * scheduler.order
     info = dict(t_start=t_start, n_run=n_run, step_t=float(timesteps[step]), step_sigma=sigma_step,
                 t=float(timesteps[first]) if n_run else None, sigma=float(sigmas[first]) if n_run else 0.0,
@@ -101,7 +96,7 @@ def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=Non
             info["result"], start["x"] = cache[round(strength, 6)]
         else:
             keep = (lambda step, t, sigma, x_t, eps, x0_pred:  # the latents img2img starts from
-                    start.setdefault("x", _unit_scale(scheduler, x_t, sigma)))
+                    start.setdefault("x", unit_scale(scheduler, x_t, sigma)))
             info["result"] = generate(sd, prompt, num_steps=num_steps, guidance_scale=guidance_scale,
                                       seed=seed, scheduler=scheduler, init_image=pic,
                                       strength=strength, callback=keep)

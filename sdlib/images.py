@@ -57,7 +57,13 @@ def load_image(image, size=None):
 
 
 def to_tensor(images):
-    """PIL image(s) / uint8 array(s) / tensor -> float tensor in [0, 1], (B, 3, H, W)."""
+    """PIL image(s) / uint8 array(s) / tensor -> float tensor in [0, 1], (B, 3, H, W).
+
+    A uint8 array batch (B, H, W, 3) converts in one go (the training data's layout)."""
+    if isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8:
+        if images.shape[-1] != 3:
+            raise SDLibError(f"expected a uint8 image batch (B, H, W, 3), got {images.shape}.")
+        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255.0  # (B, 3, H, W)
     if isinstance(images, torch.Tensor):
         x = images.float()
         if x.ndim == 3:
@@ -71,6 +77,16 @@ def to_tensor(images):
     if len({a.shape for a in arrays}) > 1:
         raise SDLibError(f"images have different sizes: {[a.shape[:2] for a in arrays]}.")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)  # (B, 3, H, W)
+
+
+def to_vae_range(x):
+    """Images in [0, 1] -> [-1, 1], the range the VAE encodes (and decodes to)."""
+    return x * 2 - 1
+
+
+def from_vae_range(x):
+    """The VAE's output in [-1, 1] -> images in [0, 1] (clamped, as the pipeline does)."""
+    return (x / 2 + 0.5).clamp(0, 1)
 
 
 def to_pil(x):

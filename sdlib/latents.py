@@ -7,7 +7,7 @@ brings them to roughly unit variance, the scale the UNet was trained on.
 import torch
 
 from .errors import SDLibError
-from .images import to_tensor
+from .images import from_vae_range, to_tensor, to_vae_range
 
 
 def check_size(height, width, multiple=8):
@@ -24,7 +24,7 @@ def encode(sd, images, sample=False, generator=None):
     """
     x = to_tensor(images)  # (B, 3, H, W) in [0, 1]
     check_size(*x.shape[-2:], multiple=sd.vae_scale)
-    x = (x * 2 - 1).to(sd.device, sd.dtype)  # the VAE works in [-1, 1]
+    x = to_vae_range(x).to(sd.device, sd.dtype)  # the VAE works in [-1, 1]
     with torch.no_grad():
         dist = sd.vae.encode(x).latent_dist
     z = dist.sample(generator) if sample else dist.mean
@@ -38,7 +38,7 @@ def decode(sd, latents, grad=False):
                          f"got {tuple(latents.shape)}.")
     with torch.set_grad_enabled(grad):
         x = sd.vae.decode(latents.to(sd.device, sd.dtype) / sd.vae.config.scaling_factor).sample
-    return (x / 2 + 0.5).clamp(0, 1)  # (B, 3, H, W)
+    return from_vae_range(x)  # (B, 3, H, W) in [0, 1]
 
 
 # ---------------------------------------------------------------- latent arithmetic

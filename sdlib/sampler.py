@@ -1,8 +1,17 @@
 """The Stable Diffusion loop, by hand: the one sampler every notebook uses.
 
+Taught in notebooks/00_overview (the loop), 02 (img2img), 05 (guidance). `generate` is a short
+loop over named stages, each a function a notebook can call and show on its own:
+
+    text_emb, uncond_emb = text_embeddings(sd, prompts, negatives)     # (B, 77, D) each
+    x_t, timesteps = initial_latents(sd, scheduler, shape, generator)  # x_T: noise (or a noised image)
+    for i, t in enumerate(timesteps):
+        output = guided_output(sd, scheduler, x_t, t, emb, guidance_scale)  # eps (or v), after CFG
+        x_t = loss_guidance(sd, scheduler, x_t, output, t, loss_fn, loss_scale)  # optional nudge
+        x_t = scheduler.step(output, t, x_t).prev_sample                   # x_t -> x_{t-1}
+
 Same seed, components, scheduler and settings -> the same image as diffusers'
 StableDiffusionPipeline (and StableDiffusionImg2ImgPipeline for img2img); tests check it.
-Read it with `sdlib.generate??`.
 """
 import copy
 import inspect
@@ -10,9 +19,14 @@ import inspect
 import torch
 
 from . import latents as vae_helpers
+from .checks import check_callable, check_choice, check_int, check_number, check_prompts
+from .errors import SDLibError
 from .images import load_image, to_pil
-from .schedule import current_sigma, img2img_start, predict_x0
+from .schedule import (img2img_skip, loss_guidance_step, make_scheduler, num_train_timesteps,
+                       predict_noise, predict_x0, sampler_sigma)
 from .text import encode_text
+
+OUTPUTS = ("pil", "tensor", "latents")
 
 
 def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5, seed=0,
@@ -21,73 +35,189 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
              text_emb=None, uncond_emb=None):
     """Text (and optionally an init image) -> image(s).
 
+    prompt, negative_prompt: a string, or a list (one image each); the negative prompt stands in
+        for the empty prompt in classifier-free guidance.
     guidance_scale: classifier-free guidance; 1 runs the text half only, 0 the uncond half only.
-    scheduler: any diffusers scheduler (a fresh copy is used, so it is never left half-stepped).
-    init_image, strength: img2img; start from the image noised to `strength`, skip early steps.
+    scheduler: None (the model's), a name ("ddim", "euler", ...) or any diffusers scheduler
+        (a fresh copy is used, so it is never left half-stepped).
+    init_image, strength: img2img; start from the image noised to `strength` in (0, 1], skip
+        the first num_steps - int(num_steps * strength) steps.
     callback(step, t, sigma, x_t, eps, x0_pred): called after the prediction at every step.
     loss_fn(image) -> scalar: gradient guidance on the decoded x0_pred (B, 3, H, W) in [0, 1],
-        applied with `loss_scale` every `loss_every` steps.
+        applied with `loss_scale` every `loss_every` steps (`schedule.loss_guidance_step`).
     output: "pil" (an image, or a list for a list of prompts), "tensor" (B, 3, H, W), "latents".
     text_emb, uncond_emb: (B, 77, D) embeddings to use instead of encoding prompt / negative_prompt
-        (for edited or learned embeddings); the prompt then only sets the batch size if needed.
+        (for edited or learned embeddings); the prompt may then be None.
     """
-    if text_emb is not None:
-        prompt = prompt if prompt is not None else [""] * len(text_emb)
-    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-    negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
-    height, width = height or sd.image_size, width or sd.image_size
-    vae_helpers.check_size(height, width, multiple=sd.vae_scale)
-    scheduler = copy.deepcopy(scheduler or sd.scheduler)
+    s = check_generate_args(sd, **{k: v for k, v in locals().items() if k != "sd"})
+    scheduler = s["scheduler"]
     g = torch.Generator("cpu").manual_seed(seed)  # CPU noise: the same image on every device
     step_kwargs = {"generator": g} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
-    # 1. Text: uncond (negative) and cond embeddings, both padded to 77 tokens. (2B, 77, D)
-    text_emb = (encode_text(sd, prompts) if text_emb is None else text_emb).to(sd.device, sd.dtype)
-    uncond_emb = (encode_text(sd, negatives) if uncond_emb is None else uncond_emb).to(sd.device, sd.dtype)
-    cfg = guidance_scale not in (0, 1)
-    emb = torch.cat([uncond_emb, text_emb]) if cfg else (uncond_emb if guidance_scale == 0 else text_emb)
+    # 1. Text: uncond (negative) and cond embeddings, both padded to 77 tokens. (B, 77, D) each
+    text_emb, uncond_emb = text_embeddings(sd, s["prompts"], s["negatives"], text_emb, uncond_emb)
+    emb = cfg_embeddings(text_emb, uncond_emb, guidance_scale)  # (2B or B, 77, D)
 
     # 2. Timesteps, and the starting latents x_T (pure noise, or a noised image for img2img).
+    shape = (len(text_emb), sd.unet.config.in_channels, s["height"] // sd.vae_scale,
+             s["width"] // sd.vae_scale)  # (B, 4, h, w)
+    x_t, timesteps = initial_latents(sd, scheduler, num_steps, shape, g, init_image, strength)
+
+    # 3. The loop: predict (with guidance), nudge on the loss, step.
+    for i, t in enumerate(timesteps):
+        output_t = guided_output(sd, scheduler, x_t, t, emb, guidance_scale)  # (B, 4, h, w)
+        if loss_fn is not None and loss_scale and i % loss_every == 0:
+            x_t = loss_guidance(sd, scheduler, x_t, output_t, t, loss_fn, loss_scale)
+        if callback is not None:
+            callback(step=i, t=t, sigma=sampler_sigma(scheduler, t), x_t=x_t,
+                     eps=predict_noise(scheduler, x_t, output_t, t),
+                     x0_pred=predict_x0(scheduler, x_t, output_t, t))
+        x_t = scheduler.step(output_t, t, x_t, **step_kwargs).prev_sample
+
+    return finish(sd, x_t, output, single=isinstance(prompt, str))
+
+
+# ---------------------------------------------------------------- the stages
+def text_embeddings(sd, prompts, negatives, text_emb=None, uncond_emb=None):
+    """(text_emb, uncond_emb), each (B, 77, D) on the model's device and dtype: the prompts and the
+    negative prompts encoded (both padded to 77 tokens, as the pipeline does), unless given."""
+    text_emb = encode_text(sd, prompts) if text_emb is None else text_emb
+    uncond_emb = encode_text(sd, negatives) if uncond_emb is None else uncond_emb
+    if len(uncond_emb) == 1 and len(text_emb) > 1:
+        uncond_emb = uncond_emb.expand(len(text_emb), -1, -1)  # one negative for the whole batch
+    return text_emb.to(sd.device, sd.dtype), uncond_emb.to(sd.device, sd.dtype)
+
+
+def cfg_embeddings(text_emb, uncond_emb, guidance_scale):
+    """What the UNet is called with: [uncond; text] (2B, 77, D) for classifier-free guidance, or
+    one half alone when the other would get weight 0 (scale 1: text only; scale 0: uncond only)."""
+    if guidance_scale == 1:
+        return text_emb
+    if guidance_scale == 0:
+        return uncond_emb
+    return torch.cat([uncond_emb, text_emb])
+
+
+def initial_latents(sd, scheduler, num_steps, shape, generator, init_image=None, strength=1.0):
+    """(x_T, the timesteps to run). txt2img: x_T = noise * init_noise_sigma, all timesteps.
+    img2img: the image's latents noised to the first timestep that `strength` keeps (the same
+    draw order as StableDiffusionImg2ImgPipeline), and only the timesteps from there on."""
     scheduler.set_timesteps(num_steps, device=sd.device)
     timesteps = scheduler.timesteps
-    shape = (len(text_emb), sd.unet.config.in_channels, height // sd.vae_scale, width // sd.vae_scale)
     if init_image is None:
-        x_t = torch.randn(shape, generator=g, dtype=sd.dtype).to(sd.device) * scheduler.init_noise_sigma
-    else:
-        t_start, _ = img2img_start(num_steps, strength)
-        timesteps = timesteps[t_start * scheduler.order:]
-        if hasattr(scheduler, "set_begin_index"):
-            scheduler.set_begin_index(t_start * scheduler.order)
-        image = [load_image(init_image, size=(width, height))] * len(prompts)
-        x0 = vae_helpers.encode(sd, image, sample=True, generator=g)  # (B, 4, h, w)
-        noise = torch.randn(shape, generator=g, dtype=sd.dtype).to(sd.device)
-        x_t = scheduler.add_noise(x0, noise, timesteps[:1].repeat(len(prompts)))
+        noise = torch.randn(shape, generator=generator, dtype=sd.dtype).to(sd.device)
+        return noise * scheduler.init_noise_sigma, timesteps  # (B, 4, h, w)
+    t_start, _ = img2img_skip(num_steps, strength)
+    timesteps = timesteps[t_start * scheduler.order:]
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(t_start * scheduler.order)
+    height, width = shape[-2] * sd.vae_scale, shape[-1] * sd.vae_scale
+    image = [load_image(init_image, size=(width, height))] * shape[0]
+    x0 = vae_helpers.encode(sd, image, sample=True, generator=generator)  # (B, 4, h, w)
+    noise = torch.randn(shape, generator=generator, dtype=sd.dtype).to(sd.device)
+    return scheduler.add_noise(x0, noise, timesteps[:1].repeat(shape[0])), timesteps
 
-    # 3. The loop: predict the noise, guide, step.
-    for i, t in enumerate(timesteps):
-        x_in = torch.cat([x_t] * 2) if cfg else x_t
-        x_in = scheduler.scale_model_input(x_in, t)
-        with torch.no_grad():
-            eps = sd.unet(x_in, t, encoder_hidden_states=emb).sample  # (B or 2B, 4, h, w)
-        if cfg:
-            eps_uncond, eps_text = eps.chunk(2)
-            eps = eps_uncond + guidance_scale * (eps_text - eps_uncond)  # classifier-free guidance
-        sigma = current_sigma(scheduler, t)
-        if loss_fn is not None and loss_scale and i % loss_every == 0:
-            x_t = x_t.detach().requires_grad_()
-            image = vae_helpers.decode(sd, predict_x0(scheduler, x_t, eps, t), grad=True)
-            loss = loss_fn(image) * loss_scale
-            grad = torch.autograd.grad(loss, x_t)[0]
-            x_t = (x_t - grad * sigma**2).detach()  # nudge x_t downhill on the loss
-        if callback is not None:
-            callback(step=i, t=t, sigma=sigma, x_t=x_t, eps=eps,
-                     x0_pred=predict_x0(scheduler, x_t, eps, t))
-        x_t = scheduler.step(eps, t, x_t, **step_kwargs).prev_sample
 
+@torch.no_grad()
+def guided_output(sd, scheduler, x_t, t, emb, guidance_scale):
+    """The UNet's prediction at timestep t (eps, or v for v-prediction models), with
+    classifier-free guidance (Ho & Salimans 2022, eq. 6):
+        out = out_uncond + guidance_scale * (out_text - out_uncond)."""
+    cfg = len(emb) == 2 * len(x_t)
+    x_in = torch.cat([x_t] * 2) if cfg else x_t  # (2B or B, 4, h, w)
+    x_in = scheduler.scale_model_input(x_in, t)  # VE samplers: x_t / sqrt(sigma^2 + 1)
+    out = sd.unet(x_in, t, encoder_hidden_states=emb).sample
+    if not cfg:
+        return out
+    out_uncond, out_text = out.chunk(2)  # (B, 4, h, w) each
+    return out_uncond + guidance_scale * (out_text - out_uncond)
+
+
+def loss_guidance(sd, scheduler, x_t, output, t, loss_fn, loss_scale):
+    """Nudge x_t downhill on loss_fn(decoded x0_pred) * loss_scale: the gradient flows through
+    the VAE decoder and the x0 formula (not the UNet), then `schedule.loss_guidance_step`."""
+    x_t = x_t.detach().requires_grad_()
+    image = vae_helpers.decode(sd, predict_x0(scheduler, x_t, output.detach(), t), grad=True)
+    loss = loss_fn(image)  # (B, 3, H, W) in [0, 1] -> a scalar
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        raise SDLibError(f"loss_fn must return one number (a scalar tensor), got "
+                         f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}.")
+    grad = torch.autograd.grad(loss.sum() * loss_scale, x_t)[0]  # d loss / d x_t
+    return loss_guidance_step(scheduler, x_t.detach(), grad, t)
+
+
+def finish(sd, x_t, output, single):
+    """Final latents -> what was asked for: latents, an image tensor (B, 3, H, W), or PIL."""
     if output == "latents":
         return x_t
     images = vae_helpers.decode(sd, x_t)  # (B, 3, H, W) in [0, 1]
     if output == "tensor":
         return images
     pils = to_pil(images)
-    return pils[0] if isinstance(prompt, str) else pils
+    return pils[0] if single else pils
+
+
+# ---------------------------------------------------------------- one clear error per bad input
+def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scale, seed, height,
+                        width, scheduler, init_image, strength, callback, loss_fn, loss_scale,
+                        loss_every, output, text_emb, uncond_emb):
+    """Check every argument of `generate`; return the normalised ones (prompts, negatives,
+    height, width, a fresh scheduler). Raises SDLibError naming the argument and what is allowed."""
+    width_d = sd.unet.config.cross_attention_dim
+    for name, emb in (("text_emb", text_emb), ("uncond_emb", uncond_emb)):
+        if emb is not None and (not isinstance(emb, torch.Tensor) or emb.ndim != 3
+                                or emb.shape[-1] != width_d):
+            got = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
+            raise SDLibError(f"{name} must be a tensor (B, 77, {width_d}) for this model's text "
+                             f"width {width_d}, got {got}.")
+    if text_emb is not None and prompt is None:
+        prompt = [""] * len(text_emb)
+    prompts = check_prompts("prompt", prompt)
+    if text_emb is not None and len(prompts) not in (1, len(text_emb)):
+        raise SDLibError(f"prompt has {len(prompts)} entries but text_emb has {len(text_emb)} rows.")
+    n = len(text_emb) if text_emb is not None else len(prompts)
+    negatives = check_prompts("negative_prompt", negative_prompt)
+    if isinstance(negative_prompt, str):
+        negatives = negatives * n
+    elif len(negatives) != n and uncond_emb is None:
+        raise SDLibError(f"negative_prompt has {len(negatives)} entries for {n} prompts; give one "
+                         "string, or a list of the same length.")
+    if uncond_emb is not None and len(uncond_emb) not in (1, n):
+        raise SDLibError(f"uncond_emb has {len(uncond_emb)} rows for {n} prompts; give 1 or {n}.")
+    if text_emb is not None and uncond_emb is not None and text_emb.shape[1] != uncond_emb.shape[1]:
+        raise SDLibError(f"text_emb and uncond_emb must have the same number of tokens, got "
+                         f"{text_emb.shape[1]} and {uncond_emb.shape[1]}.")
+    check_int("num_steps", num_steps, lo=1, hi=num_train_timesteps(sd.scheduler))
+    check_number("guidance_scale", guidance_scale)
+    check_int("seed", seed, lo=0, hi=2**63 - 1)
+    size = {}
+    for name, value in (("height", height), ("width", width)):
+        value = sd.image_size if value is None else check_int(name, value, lo=sd.vae_scale)
+        if value % sd.vae_scale:
+            raise SDLibError(f"{name} must be a multiple of {sd.vae_scale} (the VAE's factor), "
+                             f"got {value}; try {value // sd.vae_scale * sd.vae_scale}.")
+        size[name] = value
+    if scheduler is None:
+        scheduler = sd.scheduler
+    elif isinstance(scheduler, str):
+        scheduler = make_scheduler(scheduler, sd.scheduler)
+    elif not (hasattr(scheduler, "set_timesteps") and hasattr(scheduler, "step")):
+        raise SDLibError(f"scheduler must be None, a name like 'ddim' or 'euler', or a diffusers "
+                         f"scheduler, got {type(scheduler).__name__}.")
+    strength = check_number("strength", strength, lo=0, hi=1, lo_open=True)
+    if init_image is not None and int(num_steps * strength) < 1:
+        raise SDLibError(f"strength {strength:g} with num_steps {num_steps} runs "
+                         f"int({num_steps} * {strength:g}) = 0 steps; use strength >= "
+                         f"{1 / num_steps:.3g} or more steps.")
+    if callback is not None:
+        check_callable("callback", callback, "(step, t, sigma, x_t, eps, x0_pred)")
+    check_number("loss_scale", loss_scale, lo=0)
+    check_int("loss_every", loss_every, lo=1)
+    if loss_fn is not None:
+        check_callable("loss_fn", loss_fn, "(images (B, 3, H, W) in [0, 1]) -> a scalar")
+    elif loss_scale:
+        raise SDLibError(f"loss_scale is {loss_scale:g} but loss_fn is None; pass loss_fn= "
+                         "(e.g. sdlib.guidance.blue_loss) or leave loss_scale at 0.")
+    check_choice("output", output, OUTPUTS)
+    return dict(prompts=prompts * (n if len(prompts) == 1 and n > 1 else 1), negatives=negatives,
+                height=size["height"], width=size["width"], scheduler=copy.deepcopy(scheduler))

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from .errors import SDLibError
 from .load import n_params
-from .schedule import add_noise_vp
+from .checks import check_int
+from .schedule import add_noise_vp, alpha_bars, noise_from_output, prediction_type, x0_from_output
 
 
 # ---------------------------------------------------------------- structure
@@ -86,25 +87,37 @@ def format_blocks(rows, total=None):
 # ---------------------------------------------------------------- one prediction
 @torch.no_grad()
 def predict_once(sd, x0, t, text_emb, generator=None, noise=None):
-    """Noise clean latents x0 to timestep t, let the UNet predict the noise, recover x0_pred.
+    """Noise clean latents x0 to timestep t, let the UNet predict, recover x0_pred.
 
-    x0: scaled latents (B, 4, h, w); t: an int timestep (0..999); text_emb: (B, 77, D).
-    Returns a dict with noise, x_t, eps and x0_pred, all (B, 4, h, w): this is exactly the
-    quantity the UNet was trained on (eps vs noise) seen through one call.
+    x0: scaled latents (B, 4, h, w); t: an int timestep (0..T-1); text_emb: (B, 77, D).
+    Returns a dict with noise, x_t, eps (the predicted noise; for a v-prediction model, converted
+    from its v), output (what the UNet returned) and x0_pred, all (B, 4, h, w): exactly the
+    quantity the UNet was trained on, seen through one call (taught in notebooks/04).
     """
-    alpha_bar = sd.scheduler.alphas_cumprod  # (1000,): the training schedule
-    if not 0 <= int(t) < len(alpha_bar):
-        raise SDLibError(f"timestep t={t} is outside 0..{len(alpha_bar) - 1}.")
-    a = float(alpha_bar[int(t)])
+    alpha_bar = alpha_bars(sd.scheduler)  # (T,): the training schedule
+    t = check_int("t", t, lo=0, hi=len(alpha_bar) - 1)
+    text_emb = check_text_emb(sd, text_emb, len(x0))
     x0 = x0.to(sd.device, sd.dtype)
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
     noise = noise.to(sd.device, sd.dtype)
-    x_t = add_noise_vp(x0, noise, a)  # the forward process, as in training
-    t_in = torch.tensor(int(t), device=sd.device)
-    eps = sd.unet(x_t, t_in, encoder_hidden_states=text_emb.to(sd.device, sd.dtype)).sample
-    x0_pred = (x_t - (1 - a) ** 0.5 * eps) / a**0.5  # solve the same line for x0
-    return dict(noise=noise, x_t=x_t, eps=eps, x0_pred=x0_pred)
+    x_t = add_noise_vp(x0, noise, float(alpha_bar[t]))  # the forward process, as in training
+    t_in = torch.tensor(t, device=sd.device)
+    output = sd.unet(x_t, t_in, encoder_hidden_states=text_emb).sample
+    kind = prediction_type(sd.scheduler)
+    return dict(noise=noise, x_t=x_t, output=output,
+                eps=noise_from_output(kind, x_t, output, float(alpha_bar[t])),
+                x0_pred=x0_from_output(kind, x_t, output, float(alpha_bar[t])))
+
+
+def check_text_emb(sd, text_emb, batch):
+    """text_emb as (B, 77, D) on the model's device and dtype, or SDLibError naming the shape."""
+    width = sd.unet.config.cross_attention_dim
+    if not isinstance(text_emb, torch.Tensor) or text_emb.ndim != 3 or text_emb.shape[-1] != width \
+            or len(text_emb) not in (1, batch):
+        got = tuple(text_emb.shape) if isinstance(text_emb, torch.Tensor) else type(text_emb).__name__
+        raise SDLibError(f"text_emb must be a tensor ({batch}, 77, {width}) for this model, got {got}.")
+    return text_emb.to(sd.device, sd.dtype).expand(batch, -1, -1)
 
 
 # ---------------------------------------------------------------- cross-attention maps

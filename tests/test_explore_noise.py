@@ -37,8 +37,8 @@ def test_strength_view_is_generate_with_init_image(sd, scene):
     fig, info = explore_noise.strength_view(sd, scene, "a blue square", 0.6, step=2, num_steps=5,
                                             scheduler=euler, seed=3)
     plt.close(fig)
-    assert (info["t_start"], info["n_run"]) == schedule.img2img_start(5, 0.6) == (2, 3)
-    t_start, t, sigma = schedule.img2img_first(euler, 5, 0.6)
+    assert (info["t_start"], info["n_run"]) == schedule.img2img_skip(5, 0.6) == (2, 3)
+    t_start, t, sigma = schedule.img2img_first_step(euler, 5, 0.6)
     assert info["t"] == float(t) and info["sigma"] == pytest.approx(sigma)
     assert info["step_sigma"] == pytest.approx(float(schedule.sampler_schedule(euler, 5)[1][2]))
     ref = sdlib.generate(sd, "a blue square", num_steps=5, seed=3, scheduler=euler, init_image=scene,

@@ -38,8 +38,8 @@ def test_predict_x0_matches_scheduler(cls, sd):
 
 @pytest.mark.parametrize("steps,strength,expected", [(25, 0.8, (5, 20)), (50, 0.3, (35, 15)),
                                                      (10, 1.0, (0, 10)), (10, 0.05, (10, 0))])
-def test_img2img_start(steps, strength, expected):
-    assert schedule.img2img_start(steps, strength) == expected
+def test_img2img_skip(steps, strength, expected):
+    assert schedule.img2img_skip(steps, strength) == expected
 
 
 def test_make_scheduler_unknown_name(sd):

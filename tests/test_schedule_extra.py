@@ -38,7 +38,7 @@ def test_vp_sampler_sigmas_come_from_alpha_bar(sd, cls):
     timesteps, sigmas = schedule.sampler_schedule(cls.from_config(sd.scheduler.config), 10)
     ab = sd.scheduler.alphas_cumprod[timesteps.long()]
     assert torch.allclose(sigmas, ((1 - ab) / ab) ** 0.5, rtol=1e-6)
-    assert schedule.sigma_at(sd.scheduler, 999) == pytest.approx(14.6146, abs=1e-3)
+    assert schedule.train_sigma(sd.scheduler, 999) == pytest.approx(14.6146, abs=1e-3)
 
 
 def test_add_noise_formulas_match_schedulers(sd):
@@ -71,17 +71,17 @@ def test_ve_to_vp_is_scale_model_input(sd):
 
 @pytest.mark.parametrize("cls", [PNDMScheduler, EulerDiscreteScheduler, DDIMScheduler])
 @pytest.mark.parametrize("strength", [1.0, 0.6, 0.3])
-def test_img2img_first_matches_diffusers_pipeline(sd, cls, strength):
+def test_img2img_first_step_matches_diffusers_pipeline(sd, cls, strength):
     sch = cls.from_config(sd.scheduler.config)
     pipe = StableDiffusionImg2ImgPipeline(vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer,
                                           unet=sd.unet, scheduler=sch, safety_checker=None,
                                           feature_extractor=None, requires_safety_checker=False)
     sch.set_timesteps(20)
     timesteps, n_run = pipe.get_timesteps(20, strength, "cpu")
-    t_start, t, sigma = schedule.img2img_first(cls.from_config(sd.scheduler.config), 20, strength)
+    t_start, t, sigma = schedule.img2img_first_step(cls.from_config(sd.scheduler.config), 20, strength)
     assert t == timesteps[0] and 20 - t_start == n_run
-    assert sigma == pytest.approx(float(schedule.sigma_at(sch, timesteps[0])))
+    assert sigma == pytest.approx(float(schedule.train_sigma(sch, timesteps[0])))
 
 
-def test_img2img_first_with_nothing_to_run(sd):
-    assert schedule.img2img_first(sd.scheduler, 10, 0.05) == (10, None, 0.0)
+def test_img2img_first_step_with_nothing_to_run(sd):
+    assert schedule.img2img_first_step(sd.scheduler, 10, 0.05) == (10, None, 0.0)

@@ -11,7 +11,7 @@ def weights(run, name):
 
 
 def test_lr_schedule_warms_up_then_decays():
-    lrs = [train._lr(s, 1000, 1e-3, warmup=100) for s in range(1000)]
+    lrs = [train.lr_at(s, 1000, 1e-3, warmup=100) for s in range(1000)]
     assert lrs[0] < lrs[50] < lrs[99] == max(lrs)
     assert abs(lrs[-1] - 1e-4) < 2e-6
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .tokenizer import MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
+from .tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
 
 NAME = "builtin"
 VERSION = "v1"
@@ -44,7 +44,7 @@ VAE_CONFIG = dict(
 TEXT_CONFIG = dict(
     vocab_size=VOCAB_SIZE, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
     num_attention_heads=4, max_position_embeddings=MAX_LENGTH, hidden_act="quick_gelu",
-    bos_token_id=49406, eos_token_id=49407, pad_token_id=49407, projection_dim=64,
+    bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=EOS_ID, projection_dim=64,
 )
 UNET_CONFIG = dict(
     sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,

@@ -13,6 +13,7 @@ from pathlib import Path
 VOCAB_SIZE = 49408
 MAX_LENGTH = 77
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+BOS_ID, EOS_ID = VOCAB_SIZE - 2, VOCAB_SIZE - 1  # the two special tokens come last: 49406, 49407
 
 
 def bytes_to_unicode():

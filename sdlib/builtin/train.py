@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from . import model
-from . import scenes
+from ..images import to_tensor, to_vae_range
+from ..schedule import add_noise_vp, alpha_bars_from_betas, betas_from_config
+from . import model, scenes
 from .tokenizer import save_clip_tokenizer
 
 
@@ -49,17 +50,25 @@ def _resume(out, models, opt):
     return json.loads((ck / "state.json").read_text())["step"]
 
 
-def _lr(step, steps, peak, warmup=200):
+# Per-step seeds: step s of a run with --seed k draws from seed k * SEED_STRIDE + s, so every step's
+# randomness is fixed (a resumed run equals a straight one) and runs with different --seed never
+# share a stream (a prime stride, larger than any run's step count). The decoder stage and the
+# latent cache draw from their own offsets, so they never reuse the VAE stage's scenes.
+SEED_STRIDE = 1_000_003
+DECODER_OFFSET = 7_777_777
+
+
+def step_seed(seed, step, offset=0):
+    """The seed of one training step (see SEED_STRIDE)."""
+    return seed * SEED_STRIDE + offset + step
+
+
+def lr_at(step, steps, peak, warmup=200):
     """Linear warm-up, then cosine decay to 10% of the peak."""
     if step < warmup:
         return peak * (step + 1) / warmup
     p = (step - warmup) / max(1, steps - warmup)
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
-
-
-def _model_range(imgs):
-    """uint8 images (n, H, W, 3) -> float (n, 3, H, W) in [-1, 1], the VAE's input range."""
-    return torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def _recon_loss(recon, x):
@@ -70,7 +79,7 @@ def _recon_loss(recon, x):
 def _images(n, seed, crop=None):
     """A batch of scenes in [-1, 1], (n, 3, 64, 64), optionally random 8-aligned crops."""
     imgs, _, _ = scenes.make_batch(n, seed)
-    x = _model_range(imgs)
+    x = to_vae_range(to_tensor(imgs))  # (n, 3, 64, 64)
     if crop:
         rng = np.random.default_rng(seed)
         cells = (x.shape[-1] - crop) // 8 + 1
@@ -103,7 +112,7 @@ def train_decoder(args, accelerator):
     vae, opt = accelerator.prepare(vae, opt)
 
     def loss_fn(step):
-        x = _images(args.batch, args.seed * 1_000_003 + 7_777_777 + step).to(vae.device)
+        x = _images(args.batch, step_seed(args.seed, step, DECODER_OFFSET)).to(vae.device)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mean
         return _recon_loss(vae.decode(z).sample, x)
@@ -113,7 +122,7 @@ def train_decoder(args, accelerator):
 
 def _vae_loss(vae, args, step):
     crop = args.crop if step < args.steps * 0.8 else None  # cheap crops first, whole images last
-    x = _images(args.batch, args.seed * 1_000_003 + step, crop).to(vae.device)
+    x = _images(args.batch, step_seed(args.seed, step), crop).to(vae.device)
     post = vae.encode(x).latent_dist
     recon = vae.decode(post.sample()).sample
     kl = post.kl().mean() / x[0].numel()
@@ -130,9 +139,9 @@ def _loop(args, accelerator, start, models, opt, loss_fn):
     for step in bar:
         if args.until and step >= args.until:
             break
-        torch.manual_seed(args.seed * 1_000_003 + step)  # per-step randomness: resume is exact
+        torch.manual_seed(step_seed(args.seed, step))  # per-step randomness: resume is exact
         for group in opt.param_groups:
-            group["lr"] = _lr(step, args.steps, args.lr)
+            group["lr"] = lr_at(step, args.steps, args.lr)
         loss = loss_fn(step)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -160,23 +169,33 @@ def load_vae(folder):
 @torch.no_grad()
 def encode_dataset(vae, n, seed, batch=256):
     """Latents (unscaled means) and token ids of n training scenes, cached on disk by the caller."""
+    tok = clip_tokenizer()
+    zs, ids = [], []
+    for k in range(0, n, batch):
+        imgs, caps, _ = scenes.make_batch(min(batch, n - k), step_seed(seed, k))
+        zs.append(vae.encode(to_vae_range(to_tensor(imgs))).latent_dist.mean)
+        ids.append(token_ids(tok, caps))  # (batch, 77)
+    return torch.cat(zs), torch.cat(ids)
+
+
+def clip_tokenizer():
+    """SD v1's CLIP tokenizer (built offline once into the cache, see `tokenizer`)."""
     from transformers import CLIPTokenizer
 
     tok_dir = Path(model.cache_dir().parent / "tokenizer")
     if not (tok_dir / "vocab.json").exists():
         save_clip_tokenizer(tok_dir)
-    tok = CLIPTokenizer.from_pretrained(tok_dir)
-    zs, ids = [], []
-    for k in range(0, n, batch):
-        imgs, caps, _ = scenes.make_batch(min(batch, n - k), seed * 1_000_003 + k)
-        zs.append(vae.encode(_model_range(imgs)).latent_dist.mean)
-        ids.append(tok(caps, padding="max_length", max_length=77, truncation=True,
-                       return_tensors="pt").input_ids)
-    return torch.cat(zs), torch.cat(ids)
+    return CLIPTokenizer.from_pretrained(tok_dir)
+
+
+def token_ids(tok, captions):
+    """Captions -> ids (B, 77), padded as the pipeline pads them."""
+    return tok(captions, padding="max_length", max_length=tok.model_max_length, truncation=True,
+               return_tensors="pt").input_ids
 
 
 def train_unet(args, accelerator):
-    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     cache = Path(args.out) / "latents.safetensors"
@@ -187,29 +206,28 @@ def train_unet(args, accelerator):
     data = load_file(cache)
     z, ids = data["z"], data["ids"]
     scale = float(1 / z.std())  # SD's scaling_factor: latents to unit variance
-    empty = torch.tensor([49406] + [49407] * 76)  # the empty prompt, for CFG dropout
+    empty = token_ids(clip_tokenizer(), [""])[0]  # (77,): BOS, EOS, padding; for CFG dropout
     torch.manual_seed(args.seed)
     unet = UNet2DConditionModel(**model.UNET_CONFIG)
     text = CLIPTextModel(CLIPTextConfig(**model.TEXT_CONFIG))
-    sched = DDPMScheduler(**{k: v for k, v in model.SCHEDULER_CONFIG.items()
-                             if k in ("beta_start", "beta_end", "beta_schedule", "num_train_timesteps")})
     opt = torch.optim.Adam(list(unet.parameters()) + list(text.parameters()), lr=args.lr)
     start = _resume(args.out, {"unet": unet, "text_encoder": text}, opt)
     unet, text, opt = accelerator.prepare(unet, text, opt)
-    alpha_bar = sched.alphas_cumprod.to(accelerator.device)
+    alpha_bar = alpha_bars_from_betas(betas_from_config(model.SCHEDULER_CONFIG)).to(accelerator.device)
+    n_timesteps = len(alpha_bar)  # T = 1000
 
     def loss_fn(step):
-        g = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        g = torch.Generator().manual_seed(step_seed(args.seed, step))
         idx = torch.randint(0, len(z), (args.batch,), generator=g)
         x0 = (z[idx] * scale).to(accelerator.device)  # (B, 4, 8, 8)
         tok = ids[idx].clone()
         tok[torch.rand(args.batch, generator=g) < args.drop] = empty  # ~10% unconditional
-        eps = torch.randn(x0.shape, generator=g).to(x0)
-        t = torch.randint(0, 1000, (args.batch,), generator=g).to(accelerator.device)
-        ab = alpha_bar[t].view(-1, 1, 1, 1)
-        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * eps  # forward process
+        noise = torch.randn(x0.shape, generator=g).to(x0)
+        t = torch.randint(0, n_timesteps, (args.batch,), generator=g).to(accelerator.device)
+        x_t = add_noise_vp(x0, noise, alpha_bar[t])  # the forward process, DDPM eq. 4
         emb = text(tok.to(accelerator.device))[0]  # (B, 77, D)
-        return F.mse_loss(unet(x_t, t, encoder_hidden_states=emb).sample, eps)
+        eps = unet(x_t, t, encoder_hidden_states=emb).sample  # the predicted noise
+        return F.mse_loss(eps, noise)  # DDPM's simple loss (Ho et al. 2020, eq. 14)
 
     (Path(args.out) / "scaling.json").write_text(json.dumps({"scaling_factor": scale}))
     return _loop(args, accelerator, start, {"unet": unet, "text_encoder": text}, opt, loss_fn)

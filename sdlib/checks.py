@@ -1,0 +1,74 @@
+"""Argument checks that answer a learner's mistake with one line, before torch sees it.
+
+Every public function checks what it is given with these, so a bad value ends in one
+`SDLibError` that names the argument, says what was given and what is allowed, instead of a
+traceback from deep inside torch or diffusers (or, worse, a silently wrong picture).
+
+    check_int("num_steps", num_steps, lo=1, hi=1000)
+    check_number("strength", strength, lo=0, hi=1, lo_open=True)
+    check_choice("output", output, ("pil", "tensor", "latents"))
+"""
+import math
+import numbers
+
+from .errors import SDLibError
+
+
+def _show(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_int(name, value, lo=None, hi=None):
+    """An int (not a bool, not a float) in [lo, hi]; returns it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SDLibError(f"{name} must be a whole number{_range(lo, hi)}, got {_show(value)}.")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise SDLibError(f"{name} must be a whole number{_range(lo, hi)}, got {value}.")
+    return int(value)
+
+
+def check_number(name, value, lo=None, hi=None, lo_open=False):
+    """A finite real number in [lo, hi] ((lo, hi] with lo_open); returns it as a float."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and (lo is None or value > lo or (value == lo and not lo_open)) \
+            and (hi is None or value <= hi)
+    if not ok:
+        raise SDLibError(f"{name} must be a number{_range(lo, hi, lo_open)}, got {_show(value)}.")
+    return value
+
+
+def check_choice(name, value, choices):
+    """One of `choices` (compared as given); returns it."""
+    if not isinstance(value, str) or value not in choices:
+        raise SDLibError(f"{name} must be one of {', '.join(map(repr, choices))}, got {_show(value)}.")
+    return value
+
+
+def check_callable(name, value, signature):
+    """A function (or None is handled by the caller); `signature` says how it is called."""
+    if not callable(value):
+        raise SDLibError(f"{name} must be a function {signature}, got {_show(value)}.")
+    return value
+
+
+def check_prompts(name, value, allow_empty_list=False):
+    """A string or a non-empty list of strings -> list of strings."""
+    prompts = [value] if isinstance(value, str) else value
+    if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts) \
+            or (not prompts and not allow_empty_list):
+        raise SDLibError(f"{name} must be a string or a non-empty list of strings, "
+                         f"got {_show(value)}.")
+    return list(prompts)
+
+
+def _range(lo, hi, lo_open=False):
+    if lo is not None and hi is not None:
+        return f" {'above' if lo_open else 'from'} {lo:g}{' up to' if lo_open else ' to'} {hi:g}"
+    if lo is not None:
+        return f" {'>' if lo_open else '>='} {lo:g}"
+    if hi is not None:
+        return f" <= {hi:g}"
+    return ""

@@ -70,7 +70,7 @@ def test_sweep_is_generate_with_one_setting_changed(sd):
 
 def test_blue_rises_with_the_loss_scale_then_saturates(sd):
     """More loss scale, more blue, until the picture is as blue as the loss gets it (notebook 05)."""
-    images = torch.cat(G.sweep(sd, "a large green square", "loss_scale", [0, 1, 30],
+    images = torch.cat(G.sweep(sd, "a large green square", "loss_scale", [0, 100, 3000],
                                loss_fn=G.blue_loss, loss_every=2, num_steps=6, output="tensor"))
     mean_blue = images[:, 2].mean((1, 2)).tolist()
     fractions = G.blue_fraction(images).tolist()
@@ -88,6 +88,22 @@ def test_adherence_by_scale_judges_the_generated_images(sd):
     images += sdlib.generate(sd, [items[2][0]], seed=2, num_steps=2, guidance_scale=7.5)
     assert result[7.5] == checker.adherence(images, [s for _, s in items])
     assert result[1]["n"] == 3
+
+
+def test_one_loss_scale_means_the_same_under_ddim_and_euler(sd):
+    """The loss step is derived for VP and VE latents alike, so one scale moves the picture about
+    as far under DDIM as under Euler. Measured (25 steps, 8 prompts, scale 10-100): ratio 0.99-1.01;
+    with the old x_t - sigma^2 grad step on VP latents it was 167 at scale 1."""
+    prompts = [p for p, _ in scenes.eval_prompts(4, 0)]
+    kw = dict(num_steps=10, seed=0, output="tensor")
+    rise = {}
+    for name in ("ddim", "euler"):
+        scheduler = sdlib.make_scheduler(name, sd.scheduler)
+        plain = G.blue_fraction(sdlib.generate(sd, prompts, scheduler=scheduler, **kw)).mean()
+        blue = sdlib.generate(sd, prompts, scheduler=scheduler, loss_fn=G.blue_loss, loss_scale=30, **kw)
+        rise[name] = float(G.blue_fraction(blue).mean() - plain)
+    assert rise["euler"] > 0.05, rise  # measured: ddim +0.265, euler +0.230
+    assert 0.6 < rise["ddim"] / rise["euler"] < 1.6, rise
 
 
 def test_default_blue_scale_makes_pictures_bluer(sd):

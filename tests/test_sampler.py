@@ -53,10 +53,17 @@ def test_img2img_matches_img2img_pipeline(sd, name):
     assert (mine - ref).abs().max() <= 1e-5
 
 
-def test_seed_changes_the_image(sd):
-    a = sdlib.generate(sd, "a red circle", num_steps=4, seed=0, output="tensor")
-    b = sdlib.generate(sd, "a red circle", num_steps=4, seed=1, output="tensor")
-    assert (a - b).abs().max() > 1e-2
+@pytest.mark.parametrize("name", ["ddim", "euler"])
+def test_seed_is_the_starting_noise(sd, name):
+    """x_T is torch.randn from a CPU generator seeded with `seed`, times init_noise_sigma."""
+    seen = []
+    scheduler = sdlib.make_scheduler(name, sd.scheduler)
+    sdlib.generate(sd, "a red circle", num_steps=2, seed=7, scheduler=scheduler,
+                   callback=lambda **kw: seen.append(kw["x_t"]))
+    h = sd.image_size // sd.vae_scale
+    noise = torch.randn((1, 4, h, h), generator=torch.Generator("cpu").manual_seed(7))
+    scheduler.set_timesteps(2)
+    assert torch.equal(seen[0], noise * scheduler.init_noise_sigma)
 
 
 def test_callback_sees_every_step(sd):
@@ -69,7 +76,7 @@ def test_callback_sees_every_step(sd):
     assert sigmas == sorted(sigmas, reverse=True) and sigmas[0] > 10  # noise falls from ~14.6
     assert seen[0]["x_t"].shape == seen[0]["x0_pred"].shape == (1, 4, sd.image_size // 8, sd.image_size // 8)
     s = seen[2]  # Euler: x0_pred = x_t - sigma * eps
-    assert torch.allclose(s["x0_pred"], s["x_t"] - s["sigma"] * s["eps"])
+    assert torch.allclose(s["x0_pred"], s["x_t"] - s["sigma"] * s["eps"], atol=1e-5)
 
 
 def test_guidance_loss_moves_the_image(sd):
@@ -83,7 +90,7 @@ def test_guidance_loss_moves_the_image(sd):
 
 
 def test_bad_size_is_one_clear_error(sd):
-    with pytest.raises(sdlib.SDLibError, match="multiples of 8"):
+    with pytest.raises(sdlib.SDLibError, match="height must be a multiple of 8"):
         sdlib.generate(sd, "a red circle", height=60, width=64, num_steps=2)
 
 
@@ -93,3 +100,71 @@ def test_precomputed_embeddings_give_the_same_image(sd):
     emb = sdlib.encode_text(sd, "a red circle")
     neg = sdlib.encode_text(sd, "a blue square")
     assert torch.equal(sdlib.generate(sd, None, text_emb=emb, uncond_emb=neg, **kw), ref)
+
+
+def test_callback_x0_pred_reads_the_prediction_type(sd):
+    """On a v-prediction scheduler (SD 2.x 768 px), x0_pred and eps in the callback are converted
+    from v, and x0_pred equals DDIM's own pred_original_sample at every step."""
+    import copy
+
+    v_sd = copy.copy(sd)
+    v_sd.scheduler = sdlib.make_scheduler("ddim", sd.scheduler)
+    v_sd.scheduler.register_to_config(prediction_type="v_prediction")
+    seen = []
+    sdlib.generate(v_sd, "a red circle", num_steps=4, seed=0, guidance_scale=1.0,
+                   callback=lambda **kw: seen.append(kw))
+    ref = copy.deepcopy(v_sd.scheduler)
+    ref.set_timesteps(4)
+    emb = sdlib.encode_text(sd, "a red circle")
+    x_t = seen[0]["x_t"]
+    for s, t in zip(seen, ref.timesteps):
+        with torch.no_grad():
+            v = sd.unet(x_t, t, encoder_hidden_states=emb).sample
+        out = ref.step(v, t, x_t)
+        assert torch.allclose(s["x0_pred"], out.pred_original_sample, atol=1e-5)
+        alpha_bar = ref.alphas_cumprod[int(t)]
+        assert torch.allclose(s["eps"], alpha_bar.sqrt() * v + (1 - alpha_bar).sqrt() * x_t, atol=1e-5)
+        x_t = out.prev_sample
+
+
+BAD_INPUTS = [  # (keyword arguments, what the one-line error must say)
+    (dict(strength=0, init_image="INIT"), r"strength must be a number above 0 up to 1, got 0"),
+    (dict(strength=1.5, init_image="INIT"), r"strength must be a number above 0 up to 1, got 1.5"),
+    (dict(strength=0.03, init_image="INIT", num_steps=25), r"strength 0.03 with num_steps 25 runs .* 0 steps"),
+    (dict(num_steps=0), r"num_steps must be a whole number from 1 to 1000, got 0"),
+    (dict(num_steps=2.5), r"num_steps must be a whole number from 1 to 1000, got 2.5"),
+    (dict(num_steps=5000), r"num_steps must be a whole number from 1 to 1000, got 5000"),
+    (dict(scheduler="nope"), r"scheduler must be one of 'lms'.*got 'nope'"),
+    (dict(scheduler=42), r"scheduler must be None, a name like 'ddim'.*got int"),
+    (dict(seed="a"), r"seed must be a whole number from 0 to .*got 'a'"),
+    (dict(seed=-1), r"seed must be a whole number from 0 to .*got -1"),
+    (dict(loss_every=0, loss_fn=lambda im: im.mean(), loss_scale=1), r"loss_every must be a whole number >= 1, got 0"),
+    (dict(loss_scale=-1, loss_fn=lambda im: im.mean()), r"loss_scale must be a number >= 0, got -1"),
+    (dict(loss_scale=3), r"loss_scale is 3 but loss_fn is None"),
+    (dict(loss_fn="blue", loss_scale=1), r"loss_fn must be a function"),
+    (dict(loss_fn=lambda im: im, loss_scale=1), r"loss_fn must return one number"),
+    (dict(prompt=None), r"prompt must be a string or a non-empty list of strings, got None"),
+    (dict(prompt=[]), r"prompt must be a string or a non-empty list of strings, got \[\]"),
+    (dict(prompt=["a", 3]), r"prompt must be a string or a non-empty list of strings"),
+    (dict(prompt=["a", "b"], negative_prompt=["c"]), r"negative_prompt has 1 entries for 2 prompts"),
+    (dict(negative_prompt=None), r"negative_prompt must be a string or a non-empty list"),
+    (dict(output="jpg"), r"output must be one of 'pil', 'tensor', 'latents', got 'jpg'"),
+    (dict(guidance_scale="high"), r"guidance_scale must be a number, got 'high'"),
+    (dict(guidance_scale=float("nan")), r"guidance_scale must be a number, got nan"),
+    (dict(height=0), r"height must be a whole number >= 8, got 0"),
+    (dict(width=100), r"width must be a multiple of 8 .* got 100; try 96"),
+    (dict(callback=1), r"callback must be a function \(step, t, sigma, x_t, eps, x0_pred\)"),
+    (dict(text_emb="TEXT768"), r"text_emb must be a tensor \(B, 77, 64\) for this model's text width 64, got \(1, 77, 768\)"),
+    (dict(uncond_emb="UNCOND2D"), r"uncond_emb must be a tensor \(B, 77, 64\).*got \(77, 64\)"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD_INPUTS, ids=[m[:28] for _, m in BAD_INPUTS])
+def test_every_bad_input_is_one_clear_error(sd, kwargs, message):
+    stand_ins = {"INIT": sdlib.load_image(np.zeros((64, 64, 3), np.uint8)),
+                 "TEXT768": torch.zeros(1, 77, 768), "UNCOND2D": torch.zeros(77, 64)}
+    kwargs = {k: stand_ins.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()}
+    prompt = kwargs.pop("prompt", "a red circle")
+    kwargs.setdefault("num_steps", 2)
+    with pytest.raises(sdlib.SDLibError, match=message):
+        sdlib.generate(sd, prompt, **kwargs)

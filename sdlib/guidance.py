@@ -9,8 +9,11 @@ only thing that changes between pictures is that setting.
     images = sweep(sd, "a red circle", "loss_scale", [0, 3, 10], loss_fn=blue_loss)
     blue_fraction(images)        # tensor (3,): rises with the loss scale
 """
+import inspect
+
 import torch
 
+from .checks import check_number
 from .errors import SDLibError
 from .images import to_tensor
 from .sampler import generate
@@ -24,9 +27,9 @@ DEFAULT_BLUE_SCALE = 30.0
 
 
 def _check(images):
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise SDLibError(f"a guidance loss takes images (B, 3, H, W) in [0, 1], "
-                         f"got shape {tuple(images.shape)}.")
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
+        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise SDLibError(f"images: a guidance loss takes a tensor (B, 3, H, W) in [0, 1], got {got}.")
     return images
 
 
@@ -61,6 +64,7 @@ def colour_loss(images, colour):
 
 def brightness_loss(images, target=0.5):
     """Distance of the mean grey level of each pixel from `target` (0 black, 1 white)."""
+    target = check_number("target", target, lo=0, hi=1)
     return (_check(images).mean(1) - target).abs().mean()
 
 
@@ -74,6 +78,7 @@ def dark_left_loss(images):
 def blue_fraction(images, margin=0.05):
     """Per image, the fraction of pixels whose blue channel beats both red and green by `margin`:
     a measure of "how blue" that does not reward plain white. Returns a tensor (B,)."""
+    margin = check_number("margin", margin, lo=0, hi=1)
     x = to_tensor(images)  # (B, 3, H, W) in [0, 1]
     r, g, b = x.detach().float().unbind(1)
     return ((b > r + margin) & (b > g + margin)).float().mean((1, 2))
@@ -82,8 +87,14 @@ def blue_fraction(images, margin=0.05):
 def sweep(sd, prompt, name, values, seed=0, **generate_kwargs):
     """One picture per value of one `generate` setting (e.g. "guidance_scale", "loss_scale",
     "negative_prompt", or "seed" itself), all from the same seed: a list of PIL images."""
+    settings = [p for p in inspect.signature(generate).parameters if p not in ("sd", "prompt")]
+    if name not in settings:
+        raise SDLibError(f"name must be a setting of sdlib.generate ({', '.join(settings)}), "
+                         f"got {name!r}.")
     if name in generate_kwargs:
         raise SDLibError(f"{name!r} is the swept setting; do not also pass it as a fixed one.")
+    if not isinstance(values, (list, tuple, range)) or len(values) == 0:
+        raise SDLibError(f"values must be a non-empty list of {name} values, got {values!r}.")
     kwargs = dict(generate_kwargs, seed=seed)
     return [generate(sd, prompt, **{**kwargs, name: v}) for v in values]
 

@@ -144,7 +144,7 @@ def test_shipped_embedding_fits_the_builtin_model_and_is_reproducible(sd, tmp_pa
     assert concept.PROJECT_FILE.stat().st_size < 16_000
     assert meta["fingerprint"] == concept.model_fingerprint(sd), (
         "the shipped embedding was learned on another built-in model: regenerate it with "
-        "`python -c 'import sdlib; sdlib.builtin.concept.main()'` and re-execute notebook 03")
+        "`python -m sdlib.builtin.concept` and re-execute notebook 03")
     assert (meta["steps"], meta["seed"]) == ("40", "0")
     images, captions = concept.concept_images(sd.image_size)
     assert E.eval_loss(sd, images, captions, "triangle", vec) < E.eval_loss(

@@ -111,3 +111,17 @@ def test_default_blue_scale_makes_pictures_bluer(sd):
     plain = sdlib.generate(sd, "a red circle", **kw)
     blue = sdlib.generate(sd, "a red circle", loss_fn=G.blue_loss, loss_scale=G.DEFAULT_BLUE_SCALE, **kw)
     assert G.blue_fraction(blue) > G.blue_fraction(plain) + 0.1
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda sd: G.sweep(sd, "a red circle", "cfg", [1, 2]), r"name must be a setting of sdlib.generate \(negative_prompt, num_steps"),
+    (lambda sd: G.sweep(sd, "a red circle", "seed", []), r"values must be a non-empty list of seed values"),
+    (lambda sd: G.blue_loss(torch.zeros(3, 8, 8)), r"images: a guidance loss takes a tensor \(B, 3, H, W\).*got \(3, 8, 8\)"),
+    (lambda sd: G.blue_loss("image.png"), r"images: a guidance loss takes a tensor.*got str"),
+    (lambda sd: G.brightness_loss(torch.zeros(1, 3, 8, 8), target=2), r"target must be a number from 0 to 1, got 2"),
+    (lambda sd: G.blue_fraction(torch.zeros(1, 3, 8, 8), margin="a"), r"margin must be a number from 0 to 1, got 'a'"),
+    (lambda sd: G.colour_loss(torch.zeros(1, 3, 8, 8), "mauve"), r"unknown colour 'mauve'"),
+])
+def test_guidance_bad_inputs(sd, call, message):
+    with pytest.raises(sdlib.SDLibError, match=message):
+        call(sd)

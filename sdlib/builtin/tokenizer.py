@@ -47,8 +47,10 @@ def clip_vocab_and_merges(bpe_path=None):
     return {tok: i for i, tok in enumerate(tokens)}, merges
 
 
-def save_clip_tokenizer(folder, bpe_path=None):
-    """Write a tokenizer folder (vocab.json, merges.txt, configs) that CLIPTokenizer loads."""
+def save_clip_tokenizer(folder, bpe_path=None, pad_token=EOS):
+    """Write a tokenizer folder (vocab.json, merges.txt, configs) that CLIPTokenizer loads.
+
+    pad_token: SD v1 pads with <|endoftext|>; SD 2.x's OpenCLIP tokenizer pads with "!" (id 0)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vocab, merges = clip_vocab_and_merges(bpe_path)
@@ -56,7 +58,7 @@ def save_clip_tokenizer(folder, bpe_path=None):
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     (folder / "merges.txt").write_text(
         "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
-    special = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": EOS}
+    special = {"bos_token": BOS, "eos_token": EOS, "unk_token": EOS, "pad_token": pad_token}
     (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
     config = dict(special, model_max_length=MAX_LENGTH, do_lower_case=True,
                   tokenizer_class="CLIPTokenizer", clean_up_tokenization_spaces=False)

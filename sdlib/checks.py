@@ -65,10 +65,18 @@ def check_prompts(name, value, allow_empty_list=False):
 
 
 def _range(lo, hi, lo_open=False):
+    lo, hi = _num(lo), _num(hi)
     if lo is not None and hi is not None:
-        return f" {'above' if lo_open else 'from'} {lo:g}{' up to' if lo_open else ' to'} {hi:g}"
+        return f" {'above' if lo_open else 'from'} {lo}{' up to' if lo_open else ' to'} {hi}"
     if lo is not None:
-        return f" {'>' if lo_open else '>='} {lo:g}"
+        return f" {'>' if lo_open else '>='} {lo}"
     if hi is not None:
-        return f" <= {hi:g}"
+        return f" <= {hi}"
     return ""
+
+
+def _num(value):
+    """A bound as text: whole numbers in full (2**63 - 1, not 9.2e+18), others as %g."""
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

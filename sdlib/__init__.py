@@ -14,7 +14,7 @@ from . import explore_noise, guidance, metrics, unet_tools  # noqa: F401
 from . import builtin  # noqa: F401  (its submodules load on first use)
 from .device import pick_device, pick_dtype
 from .errors import PromptTruncatedWarning, SDLibError
-from .images import load_image, max_pixel_diff, to_pil, to_tensor
+from .images import load_image, max_pixel_diff, to_array, to_pil, to_tensor
 from .latents import decode, encode
 from .plot import plot_curves, save_fig, show_images, show_latents
 from .load import SD, SD_V1, load_sd, n_params

@@ -10,6 +10,7 @@ Learned vectors are saved as `{token: (D,)}` safetensors files (diffusers' learn
 `pipe.load_textual_inversion(path)` reads them). Generate with `sdlib.generate(sd, "", text_emb=)`.
 The course's own learned concept, `<purple-triangle>`, is made in `sdlib.builtin.concept`.
 """
+import numbers
 from pathlib import Path
 
 import torch
@@ -18,36 +19,71 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import latents as vae_helpers
+from .checks import check_int, check_number, check_prompts
 from .errors import SDLibError
+from .load import check_sd
 from .sampler import generate
 from .schedule import add_noise_vp, alpha_bars, noise_from_output, prediction_type
-from .text import (encode_embeddings_with_grad, encode_text, nearest_tokens, position_embeddings,
-                   tokenize)
+from .text import (SIMILARITY_DIGITS, check_tokenizer, check_width, encode_embeddings_with_grad,
+                   encode_text, nearest_tokens, position_embeddings, tokenize)
+from .unet_tools import check_text_emb
 
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes an unsigned 64-bit seed
+LR_FRACTION = 0.25  # default_lr: this fraction of the token table's spread
+LR_DIGITS = 6  # default_lr is rounded, so it prints (and is saved in metadata) short
+SUFFIX = ".safetensors"  # the only embedding file format read and written
 
 
 def _table(sd):
     return sd.text_encoder.get_input_embeddings().weight  # (V, D)
 
 
-def word_id(tokenizer, word):
-    """The id of a word that is one CLIP token ("red" -> id of "red</w>"), else SDLibError."""
+def _check_seed(seed):
+    """A seed for torch.Generator.manual_seed: a whole number 0..MAX_SEED."""
+    seed = check_int("seed", seed, lo=0)
+    if seed > MAX_SEED:
+        raise SDLibError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed}.")
+    return seed
+
+
+def _check_prompt(name, prompt):
+    """One prompt (a string), else SDLibError: these helpers make one prompt per weight."""
+    if not isinstance(prompt, str):
+        raise SDLibError(f"{name} must be one prompt (a string), got {type(prompt).__name__}.")
+    return prompt
+
+
+def word_id(tokenizer, word, *, name="word"):
+    """The id of a word that is one CLIP token ("red" -> id of "red</w>"), else SDLibError.
+
+    name: what to call the word in the message (callers pass their argument's name)."""
+    check_tokenizer(tokenizer)
+    if not isinstance(word, str) or not word.strip():
+        raise SDLibError(f"{name} must be a word that is one CLIP token, such as 'red', got "
+                         f"{word!r}.")
     ids = tokenizer(word, add_special_tokens=False).input_ids
     if len(ids) != 1:
-        raise SDLibError(f"{word!r} is {len(ids)} CLIP tokens "
+        raise SDLibError(f"{name} {word!r} is {len(ids)} CLIP tokens "
                          f"{tokenizer.convert_ids_to_tokens(ids)}, not one; pick a single-token "
                          "word (or add it with sdlib.embeddings.add_token).")
     return ids[0]
 
 
-def word_vector(sd, word):
+def word_vector(sd, word, *, name="word"):
     """The row of the token-embedding table for a one-token word: (D,)."""
-    return _table(sd)[word_id(sd.tokenizer, word)].detach().clone()
+    check_sd(sd)
+    return _table(sd)[word_id(sd.tokenizer, word, name=name)].detach().clone()
 
 
 def _weights(weight, like):
-    """A number or a list -> (B,) tensor of weights on like's device and dtype."""
-    return torch.tensor([weight] if isinstance(weight, (int, float)) else list(weight)).to(like)
+    """A number or a non-empty list (or 1-D tensor) of numbers -> (B,) tensor of weights on
+    like's device and dtype."""
+    values = weight.tolist() if isinstance(weight, torch.Tensor) else weight
+    values = [values] if isinstance(values, numbers.Real) and not isinstance(values, bool) else values
+    if not isinstance(values, (list, tuple)) or not values:
+        raise SDLibError(f"weight must be a number or a non-empty list of numbers (0 keeps the "
+                         f"first, 1 gives the second), got {weight!r}.")
+    return torch.tensor([check_number("weight", v) for v in values]).to(like)
 
 
 def input_embeddings(sd, prompts, vectors=None):
@@ -55,17 +91,22 @@ def input_embeddings(sd, prompts, vectors=None):
 
     vectors: {word: (D,) or (B, D)}, put wherever the word's token occurs; gradients reach them.
     """
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    check_sd(sd)
+    prompts = check_prompts("prompts", prompts)
+    if vectors is not None and not isinstance(vectors, dict):
+        raise SDLibError(f"vectors must be None or a dict {{word: vector (D,) or (B, D)}}, got "
+                         f"{type(vectors).__name__}.")
     ids = tokenize(sd.tokenizer, prompts).ids.to(sd.device)  # (B, 77)
     x = _table(sd)[ids]  # (B, 77, D)
     for word, vec in (vectors or {}).items():
-        hit = ids == word_id(sd.tokenizer, word)  # (B, 77)
+        hit = ids == word_id(sd.tokenizer, word, name="a word in vectors")  # (B, 77)
         if not hit.any(dim=1).all():
             raise SDLibError(f"{word!r} is not in every prompt {prompts}; nothing to replace.")
+        check_width(f"vectors[{word!r}]", vec, sd.text_encoder, ndims=(1, 2))
+        if vec.ndim == 2 and len(vec) not in (1, len(prompts)):
+            raise SDLibError(f"vectors[{word!r}] has {len(vec)} rows for {len(prompts)} prompts; "
+                             f"give one vector (D,) or one row per prompt.")
         vec = vec.to(sd.device, x.dtype)
-        if vec.shape[-1] != x.shape[-1] or vec.ndim not in (1, 2):
-            raise SDLibError(f"a vector for {word!r} must be ({x.shape[-1]},) or (B, "
-                             f"{x.shape[-1]}) for this text encoder, got {tuple(vec.shape)}.")
         x = torch.where(hit[..., None], vec.reshape(-1, 1, x.shape[-1]), x)
     return x + position_embeddings(sd.text_encoder)  # (B, 77, D)
 
@@ -77,14 +118,24 @@ def edit_embeddings(sd, prompts, vectors=None):
 
 def replace_word(sd, prompt, word, other):
     """text_emb (1, 77, D): `word`'s token vector replaced by `other`'s (word or (D,) vector)."""
-    vec = word_vector(sd, other) if isinstance(other, str) else other
+    check_sd(sd)
+    _check_prompt("prompt", prompt)
+    word_id(sd.tokenizer, word)
+    if isinstance(other, str):
+        vec = word_vector(sd, other, name="other")
+    elif isinstance(other, torch.Tensor):
+        vec = check_width("other", other, sd.text_encoder, ndims=(1,))
+    else:
+        raise SDLibError(f"other must be a one-token word or a vector (D,), got "
+                         f"{type(other).__name__}.")
     return edit_embeddings(sd, prompt, {word: vec})
 
 
 def mix_words(sd, prompt, word, other, weight):
     """text_emb (B, 77, D): `word` in `prompt` replaced by (1 - w) * word + w * other,
     one batch item per weight (a number or a list). w=0 is the prompt, w=1 says `other`."""
-    a, b = word_vector(sd, word), word_vector(sd, other)  # (D,)
+    _check_prompt("prompt", prompt)
+    a, b = word_vector(sd, word), word_vector(sd, other, name="other")  # (D,)
     w = _weights(weight, a)[:, None]  # (B, 1)
     vec = (1 - w) * a + w * b  # (B, D)
     return edit_embeddings(sd, [prompt] * len(w), {word: vec})
@@ -93,6 +144,8 @@ def mix_words(sd, prompt, word, other, weight):
 def mix_prompts(sd, prompt_a, prompt_b, weight):
     """text_emb (B, 77, D) = (1 - w) * enc(prompt_a) + w * enc(prompt_b), one item per weight.
     Mixed after the encoder: every position of both prompts blends, not just one word."""
+    _check_prompt("prompt_a", prompt_a)
+    _check_prompt("prompt_b", prompt_b)
     emb = encode_text(sd, [prompt_a, prompt_b])  # (2, 77, D)
     w = _weights(weight, emb)[:, None, None]  # (B, 1, 1)
     return (1 - w) * emb[0] + w * emb[1]  # (B, 77, D)
@@ -101,6 +154,14 @@ def mix_prompts(sd, prompt_a, prompt_b, weight):
 def generate_from_embeddings(sd, text_emb, uncond_emb=None, seed=0, **kw):
     """One image per row of text_emb (B, 77, D), all from the same seed (the same starting noise),
     so differences come from the embeddings alone. uncond_emb: (1, 77, D) or None (the "")."""
+    check_sd(sd)
+    check_width("text_emb", text_emb, sd.text_encoder)
+    if not len(text_emb):
+        raise SDLibError("text_emb must hold at least one row (B >= 1), got 0 rows.")
+    if uncond_emb is not None and len(check_width("uncond_emb", uncond_emb, sd.text_encoder)) != 1:
+        raise SDLibError(f"uncond_emb must be None or one row (1, 77, D) shared by every image, "
+                         f"got {len(uncond_emb)} rows.")
+    _check_seed(seed)
     return [generate(sd, "", text_emb=e[None], uncond_emb=uncond_emb, seed=seed, **kw)
             for e in text_emb]
 
@@ -111,13 +172,14 @@ def add_token(sd, token, vector):
     The same steps as diffusers' `load_textual_inversion`: resize the table, set the new row.
     Afterwards plain prompts containing the token use it. Returns the new id.
     """
+    check_sd(sd)
+    if not isinstance(token, str) or not token.strip() or token != token.strip():
+        raise SDLibError(f"token must be a new name without spaces at its ends, such as "
+                         f"'<my-word>', got {token!r}.")
     if token in sd.tokenizer.get_vocab():
-        raise SDLibError(f"{token!r} is already in the tokenizer; choose another name.")
-    table = _table(sd)
-    vector = torch.as_tensor(vector)
-    if vector.shape != table.shape[1:]:
-        raise SDLibError(f"the vector for {token!r} must have shape ({table.shape[1]},) for this "
-                         f"text encoder, got {tuple(vector.shape)}.")
+        raise SDLibError(f"token {token!r} is already in the tokenizer; choose another name, "
+                         "such as '<my-word>'.")
+    check_width("vector", vector, sd.text_encoder, ndims=(1,))
     sd.tokenizer.add_tokens(token)
     try:  # the new row is overwritten below: skip transformers' mean+covariance initialisation
         sd.text_encoder.resize_token_embeddings(len(sd.tokenizer), mean_resizing=False)
@@ -129,19 +191,37 @@ def add_token(sd, token, vector):
     return token_id
 
 
+def _check_path(path):
+    if not isinstance(path, (str, Path)):
+        raise SDLibError(f"path must be a file path (str or pathlib.Path) ending in {SUFFIX}, "
+                         f"got {type(path).__name__}.")
+    return Path(path)
+
+
 def save_embedding(path, token, vector, **metadata):
     """Save {token: (D,)} as safetensors (diffusers' learned_embeds layout); metadata as strings."""
-    vector = torch.as_tensor(vector).detach().float().cpu().reshape(-1).contiguous()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = _check_path(path)
+    if path.suffix != SUFFIX:
+        raise SDLibError(f"path must end in {SUFFIX} (the format diffusers and sdlib read), got "
+                         f"{path.name!r}.")
+    if not isinstance(token, str) or not token.strip():
+        raise SDLibError(f"token must be the name the vector is saved under, such as '<my-word>', "
+                         f"got {token!r}.")
+    if not (isinstance(vector, torch.Tensor) and vector.is_floating_point()
+            and (vector.ndim == 1 or (vector.ndim == 2 and len(vector) == 1))):
+        got = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
+        raise SDLibError(f"vector must be one float vector of shape (D,) or (1, D), got {got}.")
+    vector = vector.detach().float().cpu().reshape(-1).contiguous()  # (D,)
+    path.parent.mkdir(parents=True, exist_ok=True)
     save_file({token: vector}, str(path), metadata={k: str(v) for k, v in metadata.items()})
-    return Path(path)
+    return path
 
 
 def load_embedding(path):
     """(token, vector (D,), metadata) from a one-token textual-inversion safetensors file."""
-    path = Path(path)
-    if path.suffix != ".safetensors" or not path.is_file():
-        raise SDLibError(f"expected an existing .safetensors embedding file, got {path.name!r}.")
+    path = _check_path(path)
+    if path.suffix != SUFFIX or not path.is_file():
+        raise SDLibError(f"path must be an existing {SUFFIX} embedding file, got {path.name!r}.")
     with safe_open(str(path), framework="pt") as f:
         keys, metadata = list(f.keys()), f.metadata() or {}
         if len(keys) != 1:
@@ -158,17 +238,50 @@ def load_embedding(path):
 
 def load_textual_inversion(sd, path, token=None):
     """Load a learned embedding file into `sd` (tokenizer + token table); returns the token."""
+    check_sd(sd)
+    if token is not None and not isinstance(token, str):
+        raise SDLibError(f"token must be None (the file's own) or a string, got "
+                         f"{type(token).__name__}.")
     name, vector, _ = load_embedding(path)
-    add_token(sd, token or name, vector)
-    return token or name
+    token = name if token is None else token
+    if vector.shape[-1] != _table(sd).shape[-1]:
+        raise SDLibError(f"{Path(path).name} holds a vector of width {vector.shape[-1]} but this "
+                         f"model's text encoder has width {_table(sd).shape[-1]}: it was learned "
+                         "on another model.")
+    add_token(sd, token, vector)
+    return token
 
 
 # ---------------------------------------------------------------- learning
+def _check_timesteps(sd, t, batch):
+    """t as a (batch,) long tensor of training timesteps 0..T-1 (an int stands for every row)."""
+    n = sd.scheduler.config.num_train_timesteps
+    if isinstance(t, numbers.Integral) and not isinstance(t, bool):
+        t = torch.full((batch,), check_int("t", t, lo=0, hi=n - 1))
+    ok = isinstance(t, torch.Tensor) and not t.is_floating_point() and t.dtype != torch.bool \
+        and t.ndim == 1 and len(t) == batch
+    if not ok or int(t.min()) < 0 or int(t.max()) >= n:
+        got = (f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} with values "
+               f"{t.min().item()}..{t.max().item()}" if isinstance(t, torch.Tensor) and t.numel()
+               else repr(t))
+        raise SDLibError(f"t must be a timestep in 0..{n - 1} or an integer tensor ({batch},) of "
+                         f"them, got {got}.")
+    return t
+
+
 def denoising_loss(sd, x0, text_emb, t, noise):
     """Stable Diffusion's training loss: how well the UNet finds `noise` in x0 noised to t."""
+    check_sd(sd)
+    vae_helpers.check_latents("x0", x0, sd.unet.config.in_channels)
+    text_emb = check_text_emb(sd, text_emb, len(x0))
+    t = _check_timesteps(sd, t, len(x0))
+    vae_helpers.check_latents("noise", noise, sd.unet.config.in_channels)
+    if noise.shape != x0.shape:
+        raise SDLibError(f"noise must have the shape of x0 {tuple(x0.shape)}, got "
+                         f"{tuple(noise.shape)}.")
     alpha_bar = alpha_bars(sd.scheduler)[t]  # (B,)
     x_t = add_noise_vp(x0, noise, alpha_bar)  # (B, 4, h, w), DDPM eq. 4
-    output = sd.unet(x_t, t.to(sd.device), encoder_hidden_states=text_emb.to(sd.dtype)).sample
+    output = sd.unet(x_t, t.to(sd.device), encoder_hidden_states=text_emb).sample
     eps = noise_from_output(prediction_type(sd.scheduler), x_t, output, alpha_bar)  # v -> eps too
     return F.mse_loss(eps.float(), noise.float())
 
@@ -179,6 +292,21 @@ def _noise_batch(x0, n, g, steps):
     return idx, t, torch.randn((n, *x0.shape[1:]), generator=g).to(x0.device, x0.dtype)
 
 
+def _check_captions(sd, images, captions, word, word_name):
+    """(x0, prompts): the images' latents and one filled-in caption per image, all checked."""
+    captions = check_prompts("captions", captions)
+    for k, c in enumerate(captions):
+        if "{}" not in c:
+            raise SDLibError(f"captions must be templates with {{}} where the word goes, such as "
+                             f"'a photo of {{}}', got {c!r} (captions[{k}]).")
+    word_id(sd.tokenizer, word, name=word_name)
+    x0 = vae_helpers.encode(sd, images)  # (N, 4, h, w)
+    if len(captions) != len(x0):
+        raise SDLibError(f"captions must hold one template per image: {len(x0)} images, got "
+                         f"{len(captions)} captions.")
+    return x0, [c.format(word) for c in captions]
+
+
 def learn_embedding(sd, images, captions, init_word, steps=40, lr=None, batch_size=4, seed=0):
     """Textual inversion: one vector (D,), started at `init_word`'s, that lowers the denoising
     loss on `images` when it stands in `captions` (templates with "{}" where the token goes).
@@ -187,9 +315,12 @@ def learn_embedding(sd, images, captions, init_word, steps=40, lr=None, batch_si
     the vector in the input embeddings, so the tokenizer is left alone. lr (Adam): by default
     scaled to the token table (`default_lr`), so it fits any model. Returns (vector, losses).
     """
-    lr = lr or default_lr(sd)
-    x0 = vae_helpers.encode(sd, images)  # (N, 4, h, w)
-    prompts = [c.format(init_word) for c in captions]
+    check_sd(sd)
+    steps = check_int("steps", steps, lo=1)
+    lr = default_lr(sd) if lr is None else check_number("lr", lr, lo=0, lo_open=True)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    seed = _check_seed(seed)
+    x0, prompts = _check_captions(sd, images, captions, init_word, "init_word")
     vector = word_vector(sd, init_word).float().requires_grad_()
     opt = torch.optim.Adam([vector], lr=lr)
     g = torch.Generator("cpu").manual_seed(seed)
@@ -209,10 +340,16 @@ def learn_embedding(sd, images, captions, init_word, steps=40, lr=None, batch_si
 def eval_loss(sd, images, captions, word, vector=None, n=32, seed=1234, batch_size=4):
     """Mean denoising loss over n fixed (image, t, noise) draws, with `word` (or `vector` in its
     place) in the captions: the number textual inversion lowers. Same seed, same draws."""
-    x0 = vae_helpers.encode(sd, images)
+    check_sd(sd)
+    if vector is not None:
+        check_width("vector", vector, sd.text_encoder, ndims=(1,))
+    n = check_int("n", n, lo=1)
+    seed = _check_seed(seed)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    x0, filled = _check_captions(sd, images, captions, word, "word")
     idx, t, noise = _noise_batch(x0, n, torch.Generator("cpu").manual_seed(seed),
                                  sd.scheduler.config.num_train_timesteps)
-    prompts = [captions[i].format(word) for i in idx]
+    prompts = [filled[i] for i in idx]
     total = 0.0
     for k in range(0, n, batch_size):  # in small batches: 512 px UNet calls need memory
         part = slice(k, k + batch_size)
@@ -223,17 +360,25 @@ def eval_loss(sd, images, captions, word, vector=None, n=32, seed=1234, batch_si
 
 def default_lr(sd):
     """A quarter of the token table's spread: a few dozen Adam steps move about a word apart."""
-    return round(0.25 * float(_table(sd).float().std()), 6)
+    check_sd(sd)
+    return round(LR_FRACTION * float(_table(sd).float().std()), LR_DIGITS)
 
 
 def nearest_words(sd, vector, k=5, words=None, exclude=()):
     """The k entries most cosine-similar to `vector` (D,): over the whole token table (raw CLIP
     tokens, "red</w>"), or among `words` only. Returns [(token or word, similarity)]."""
+    check_sd(sd)
+    check_width("vector", vector, sd.text_encoder, ndims=(1,))
+    exclude = check_prompts("exclude", exclude, allow_empty_list=True)
     if words is None:
+        k = check_int("k", k, lo=1, hi=len(_table(sd)) - len(exclude))
         found = nearest_tokens(sd.tokenizer, sd.text_encoder, vector, k=k + len(exclude))
         return [(w, s) for w, s in found if w not in exclude][:k]
-    words = [w for w in words if w not in exclude]
-    rows = torch.stack([word_vector(sd, w) for w in words]).float()  # (N, D)
+    k = check_int("k", k, lo=1)
+    words = [w for w in check_prompts("words", words) if w not in exclude]
+    if not words:
+        raise SDLibError("words must hold at least one word that is not in exclude, got none.")
+    rows = torch.stack([word_vector(sd, w, name="a word in words") for w in words]).float()  # (N, D)
     sims = F.cosine_similarity(rows, vector.float().to(rows.device)[None], dim=-1)
     order = sims.argsort(descending=True)[:k]
-    return [(words[i], round(float(sims[i]), 4)) for i in order]
+    return [(words[i], round(float(sims[i]), SIMILARITY_DIGITS)) for i in order]

@@ -6,10 +6,14 @@ regenerates: the left panel with text guidance only, the right one with the loss
 the same seed, and the blue fraction of each in the titles.
 
     sdlib.explore_guidance.explorer(sd)      # in a notebook cell
+
+Taught in notebooks/05.
 """
+from .checks import check_int, check_number
 from .errors import SDLibError
 from .guidance import blue_fraction, blue_loss, brightness_loss, dark_left_loss
 from .images import to_tensor
+from .load import check_sd
 from .sampler import generate
 
 LOSSES = {
@@ -17,14 +21,19 @@ LOSSES = {
     "dark left half": dark_left_loss,
     "bright (0.9)": lambda images: brightness_loss(images, 0.9),
 }
-LOSS_SCALES = (0, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 100, 300)  # log-spaced slider stops
+LOSS_SCALES = (0, 1, 3, 10, 30, 100, 300, 1000)  # log-spaced slider stops
 
 
 def render(sd, prompt, negative_prompt="", guidance_scale=7.5, loss="blue", loss_scale=0.0,
            seed=0, num_steps=10, loss_every=2):
-    """Two images from the same seed: (guidance only, guidance + the named loss at loss_scale)."""
-    if loss not in LOSSES:
+    """Two images from the same seed: (guidance only, guidance + the named loss at loss_scale).
+
+    The other arguments are `generate`'s, which checks them."""
+    check_sd(sd)
+    if not isinstance(loss, str) or loss not in LOSSES:
         raise SDLibError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}.")
+    check_number("loss_scale", loss_scale, lo=0)
+    check_int("loss_every", loss_every, lo=1)
     kw = dict(negative_prompt=negative_prompt, guidance_scale=guidance_scale, seed=seed,
               num_steps=num_steps)
     plain = generate(sd, prompt, **kw)
@@ -38,6 +47,13 @@ def explorer(sd, prompt="a large red circle on the left", negative_prompt="", se
              num_steps=10):
     """An ipywidgets panel: prompt, negative prompt, guidance scale, loss and loss scale."""
     import ipywidgets as W
+
+    check_sd(sd)  # the widget hides errors raised on a move: check everything first
+    for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt)):
+        if not isinstance(value, str):
+            raise SDLibError(f"{name} must be a string (the text box's start), got {value!r:.60}.")
+    check_int("seed", seed, lo=0)
+    check_int("num_steps", num_steps, lo=1, hi=sd.scheduler.config.num_train_timesteps)
 
     from .plot import show_images
 
@@ -59,7 +75,7 @@ def explorer(sd, prompt="a large red circle on the left", negative_prompt="", se
         guidance_scale=W.FloatSlider(7.5, min=0, max=15, step=0.5, description="guidance scale",
                                      **slider),
         loss=W.Dropdown(options=list(LOSSES), value="blue", description="loss"),
-        # Log-spaced: the built-in model reacts to 0.5, SD v1 at 512 px needs hundreds.
+        # Log-spaced: the built-in model reacts from about 10, SD v1 at 512 px needs hundreds.
         loss_scale=W.SelectionSlider(options=LOSS_SCALES, value=0, description="loss scale",
                                      **slider),
     )

@@ -4,26 +4,58 @@ Why: "strength 0.6" only makes sense once you see which noise level it starts fr
 of the sampler's steps it skips. `plot_schedule` draws the training schedule with a sampler's
 steps on it; `plot_sampler_sigmas` compares samplers; `strength_view` draws one img2img run with
 its starting point and any step's noised latent (the tests call it); `strength_explorer` puts
-sliders on it.
+sliders on it. Taught in notebooks/02.
 """
 import copy
+import numbers
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from . import plot
+from .checks import check_int, check_number
 from .errors import SDLibError
 from .images import load_image
 from .latents import decode, encode
+from .load import check_sd
 from .schedule import (add_noise_vp, alpha_bar_from_sigma, alpha_bars, img2img_skip, sampler_schedule,
                        sigmas_from_alpha_bars, unit_scale)
+
+
+def _check_scheduler(name, scheduler):
+    """A diffusers scheduler (with its training schedule), else SDLibError naming `name`."""
+    if not all(hasattr(scheduler, a) for a in ("set_timesteps", "step", "alphas_cumprod", "config")):
+        raise SDLibError(f"{name} must be a diffusers scheduler, e.g. sd.scheduler or "
+                         f"sdlib.make_scheduler('euler', sd.scheduler), got {type(scheduler).__name__}.")
+    return scheduler
+
+
+def _check_title(title):
+    if title is not None and not isinstance(title, str):
+        raise SDLibError(f"title must be a string or None, got {type(title).__name__}.")
+
+
+def _check_img2img(sd, prompt, num_steps, scheduler, seed, guidance_scale):
+    """The arguments strength_view and strength_explorer share; returns a copy of the scheduler."""
+    check_sd(sd)
+    if not isinstance(prompt, str):
+        raise SDLibError(f"prompt must be a string, got {prompt!r:.60}.")
+    scheduler = copy.deepcopy(_check_scheduler("scheduler", scheduler or sd.scheduler))
+    check_int("num_steps", num_steps, lo=1, hi=scheduler.config.num_train_timesteps)
+    check_int("seed", seed, lo=0)
+    check_number("guidance_scale", guidance_scale)
+    return scheduler
 
 
 def plot_schedule(scheduler, num_steps=None, title=None):
     """Three panels over the training timesteps: beta_t; sqrt(alpha_bar) (how much image is left)
     and sqrt(1 - alpha_bar) (how much noise); sigma on a log axis, with the timesteps a sampler
     visits for `num_steps` marked on it (training uses all of them, sampling only a few)."""
+    _check_scheduler("scheduler", scheduler)
+    _check_title(title)
+    if num_steps is not None:
+        check_int("num_steps", num_steps, lo=1, hi=scheduler.config.num_train_timesteps)
     alpha_bar = alpha_bars(scheduler).float()  # (T,)
     t = np.arange(len(alpha_bar))
     fig, axes = plt.subplots(1, 3, figsize=(plot.MAX_WIDTH, 2.8), dpi=plot.DPI)
@@ -35,7 +67,7 @@ def plot_schedule(scheduler, num_steps=None, title=None):
     axes[1].set_title("what is left of x0, and of the noise", fontsize=9)
     sigma = sigmas_from_alpha_bars(alpha_bar)
     axes[2].plot(t, sigma.numpy(), label="training: all timesteps")
-    if num_steps:
+    if num_steps is not None:
         ts, sig = sampler_schedule(scheduler, num_steps)
         axes[2].plot(ts.float().numpy(), sig.numpy(), "o", ms=4,
                      label=f"{type(scheduler).__name__}, {num_steps} steps")
@@ -52,6 +84,12 @@ def plot_schedule(scheduler, num_steps=None, title=None):
 
 def plot_sampler_sigmas(schedulers, num_steps, title=None):
     """sigma of every UNet call, step by step, for several samplers ({name: scheduler})."""
+    if not isinstance(schedulers, dict) or not schedulers:
+        got = "an empty dict" if isinstance(schedulers, dict) else type(schedulers).__name__
+        raise SDLibError(f"schedulers must be a non-empty dict {{name: scheduler}}, got {got}.")
+    for name, sch in schedulers.items():
+        _check_scheduler(f"schedulers[{name!r}]", sch)
+    _check_title(title)
     curves = {name: sampler_schedule(sch, num_steps)[1].numpy() for name, sch in schedulers.items()}
     fig, ax = plt.subplots(figsize=(6.0, 3.0), dpi=plot.DPI)
     for name, sig in curves.items():
@@ -74,12 +112,16 @@ def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=Non
     """
     from .sampler import generate
 
-    scheduler = copy.deepcopy(scheduler or sd.scheduler)
+    scheduler = _check_img2img(sd, prompt, num_steps, scheduler, seed, guidance_scale)
     timesteps, sigmas = sampler_schedule(scheduler, num_steps)  # (N',), (N',)
-    if not 0 <= step < len(timesteps):
-        raise SDLibError(f"step must be in 0..{len(timesteps) - 1} for {num_steps} steps, got {step}.")
-    if not 0 < strength <= 1:
-        raise SDLibError(f"strength must be in (0, 1], got {strength}.")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step < len(timesteps):
+        raise SDLibError(f"step must be in 0..{len(timesteps) - 1} for {num_steps} steps, got {step!r}.")
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 < strength <= 1:
+        raise SDLibError(f"strength must be in (0, 1], got {strength!r}.")
+    if not isinstance(run, bool):
+        raise SDLibError(f"run must be True or False, got {run!r}.")
+    if cache is not None and not isinstance(cache, dict):
+        raise SDLibError(f"cache must be None or a dict, got {type(cache).__name__}.")
     pic = load_image(image, size=sd.image_size)
     x0 = encode(sd, pic)  # (1, 4, h, w)
     noise = torch.randn(x0.shape, generator=torch.Generator("cpu").manual_seed(seed)).to(x0)
@@ -111,9 +153,7 @@ def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=Non
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=((len(panels) + 1.6) * plot.CELL, plot.CELL + 0.4),
                              dpi=plot.DPI, gridspec_kw=dict(width_ratios=[1] * len(panels) + [1.6]))
     for ax, (name, img) in zip(axes, panels):
-        ax.imshow(plot._as_array(img), interpolation="nearest")
-        ax.set_title(name, fontsize=8)
-        ax.axis("off")
+        plot.draw_image(ax, img, name)
     ax = axes[-1]
     ax.plot(np.arange(len(sigmas)), sigmas.numpy(), "o-", ms=3, color="grey")
     if n_run:
@@ -134,7 +174,8 @@ def strength_explorer(sd, image, prompt, num_steps=25, scheduler=None, seed=0, g
     import ipywidgets as W
     from IPython.display import display
 
-    scheduler = copy.deepcopy(scheduler or sd.scheduler)
+    scheduler = _check_img2img(sd, prompt, num_steps, scheduler, seed, guidance_scale)
+    image = load_image(image, size=sd.image_size)  # checked (and resized) once, not on every move
     n_calls = len(sampler_schedule(scheduler, num_steps)[0])
     cache = {}
 

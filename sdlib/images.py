@@ -49,7 +49,7 @@ def _check_unit_range(name, x):
     lo, hi = float(x.min()), float(x.max())
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
         hint = ("; a VAE output in [-1, 1] converts with sdlib.images.from_vae_range" if lo < 0
-                else "; divide 0..255 values by 255, or pass uint8")
+                else "; divide 0..255 values by 255")
         raise SDLibError(f"{name} must hold values in [0, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}.")
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 
 from . import builtin
-from .device import pick_device, pick_dtype
+from .checks import check_number
+from .device import as_device, pick_device, pick_dtype
 from .errors import SDLibError
 
 SD_V1 = "CompVis/stable-diffusion-v1-4"
@@ -24,6 +25,8 @@ HUB_HOST = ("huggingface.co", 443)
 
 def n_params(module):
     """Number of parameters of a torch module."""
+    if not isinstance(module, torch.nn.Module):
+        raise SDLibError(f"module must be a torch module such as sd.unet, got {type(module).__name__}.")
     return sum(p.numel() for p in module.parameters())
 
 
@@ -54,6 +57,10 @@ class SD:
         """diffusers' StableDiffusionPipeline made from these very components."""
         from diffusers import StableDiffusionPipeline
 
+        if scheduler is not None and not (hasattr(scheduler, "set_timesteps")
+                                          and hasattr(scheduler, "step")):
+            raise SDLibError(f"scheduler must be None (this bundle's) or a diffusers scheduler, "
+                             f"got {type(scheduler).__name__}.")
         return StableDiffusionPipeline(
             vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
             unet=self.unet, scheduler=scheduler or self.scheduler, safety_checker=None,
@@ -62,19 +69,31 @@ class SD:
     def __repr__(self):
         def n(m):
             return n_params(m) / 1e6
-        return (f"SD({self.name!r}, device={self.device.type}, dtype={str(self.dtype)[6:]}, "
+        dtype = str(self.dtype).removeprefix("torch.")
+        return (f"SD({self.name!r}, device={self.device.type}, dtype={dtype}, "
                 f"{self.image_size}px, unet {n(self.unet):.2f}M, vae {n(self.vae):.2f}M, "
                 f"text encoder {n(self.text_encoder):.2f}M params, "
                 f"scheduler {type(self.scheduler).__name__})")
 
 
+def check_sd(sd):
+    """`sd` as the bundle `load_sd` returns, else SDLibError (a pipeline or one part is the
+    usual slip); every helper that takes `sd` calls this first."""
+    if not isinstance(sd, SD):
+        raise SDLibError(f"sd must be the model bundle from sdlib.load_sd() (tokenizer, text "
+                         f"encoder, VAE, UNet, scheduler), got {type(sd).__name__}.")
+    return sd
+
+
 def default_model(device):
     """$SDLIB_MODEL, else SD v1.4 on CUDA, else the built-in model."""
-    return os.environ.get("SDLIB_MODEL") or (SD_V1 if device.type == "cuda" else builtin.NAME)
+    on_cuda = as_device(device).type == "cuda"
+    return os.environ.get("SDLIB_MODEL") or (SD_V1 if on_cuda else builtin.NAME)
 
 
 def hub_reachable(timeout=3.0):
     """True if the Hugging Face hub answers (and offline mode is not set)."""
+    timeout = check_number("timeout", timeout, lo=0, lo_open=True)
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
     try:
@@ -86,6 +105,9 @@ def hub_reachable(timeout=3.0):
 
 def check_layout(folder):
     """Raise unless `folder` holds the five SD components in the diffusers layout."""
+    if not isinstance(folder, (str, os.PathLike)):
+        raise SDLibError(f"folder must be a path (str or pathlib.Path), got {type(folder).__name__}.")
+    folder = Path(folder)
     missing = [c for c in COMPONENTS if not (folder / c).is_dir()]
     if missing:
         raise SDLibError(
@@ -136,6 +158,9 @@ def load_sd(model=None, device=None, dtype=None):
     device: None/"auto" (cuda > mps > cpu, or $SDLIB_DEVICE), "cpu", "cuda", "mps".
     dtype: None (fp16 on CUDA, fp32 elsewhere) or a torch dtype / "fp16" / "fp32".
     """
+    if model is not None and not isinstance(model, (str, os.PathLike)):
+        raise SDLibError(f"model must be None, 'builtin', a hub id like {SD_V1!r} or a folder "
+                         f"path, got {type(model).__name__}.")
     device = pick_device(device)
     dtype = pick_dtype(device, dtype)
     explicit = model is not None or bool(os.environ.get("SDLIB_MODEL"))

@@ -9,18 +9,35 @@ All functions take PIL images, uint8 arrays, or float tensors in [0, 1] of shape
 from `sdlib.decode` and a PIL photo can be compared directly.
 """
 import math
+import numbers
 
 import torch
 
+from .checks import check_number
 from .errors import SDLibError
-from .images import to_tensor
+from .images import RANGE_SLACK, to_tensor
+
+BOX = ("left", "top", "right", "bottom")  # a region, in pixels, as PIL's Image.crop takes it
+
+
+def check_unit_range(name, x):
+    """x (an image tensor) as given, or SDLibError when its values follow another convention
+    ([-1, 1] or 0..255) than the [0, 1] every helper expects (a little rounding is let through)."""
+    lo, hi = float(x.detach().min()), float(x.detach().max())
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
+        hint = ("; convert a VAE output in [-1, 1] with sdlib.images.from_vae_range" if lo < 0
+                else "; divide 0..255 values by 255")
+        raise SDLibError(f"{name} must hold values in [0, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}.")
+    return x
 
 
 def _pair(a, b):
     """Both images as float32 CPU tensors (B, 3, H, W) in [0, 1], checked to have one shape."""
-    a, b = (to_tensor(x.detach().float().cpu() if isinstance(x, torch.Tensor) else x) for x in (a, b))
+    a, b = (check_unit_range(name, to_tensor(x.detach().float().cpu() if isinstance(x, torch.Tensor)
+                                             else x)) for name, x in (("a", a), ("b", b)))
     if a.shape[-3:] != b.shape[-3:] or (a.shape[0] != b.shape[0] and 1 not in (a.shape[0], b.shape[0])):
         raise SDLibError(f"cannot compare images of shapes {tuple(a.shape)} and {tuple(b.shape)}; "
+                         "a and b must be one size (and batch, or one of them a single image): "
                          "decode/resize them to the same size first.")
     return a, b
 
@@ -44,7 +61,7 @@ def psnr(a, b):
     """
     a, b = _pair(a, b)
     err = ((a.double() - b.double()) ** 2).mean(dim=(1, 2, 3))  # (B,)
-    out = torch.where(err > 0, 10 * torch.log10(1.0 / err.clamp_min(1e-300)),
+    out = torch.where(err > 0, 10 * torch.log10(1.0 / err.clamp_min(torch.finfo(err.dtype).tiny)),
                       torch.full_like(err, math.inf))
     return _one_or_many(out.float())
 
@@ -55,6 +72,7 @@ def error_map(a, b, gain=1.0):
     Plot it with a grey or "magma" colormap: bright where the reconstruction differs. A gain of
     4 or so makes small errors visible; say so in the title when you use one.
     """
+    gain = check_number("gain", gain, lo=0, lo_open=True)
     a, b = _pair(a, b)
     return ((a - b).abs().mean(dim=1) * gain).clamp(0, 1)  # (B, H, W)
 
@@ -75,8 +93,16 @@ def region_psnr(a, b, boxes):
     small text in the same image can differ by 10 dB or more. Returns {name: float} (first image).
     """
     a, b = _pair(a, b)
+    if not isinstance(boxes, dict) or not boxes:
+        raise SDLibError(f"boxes must be a non-empty dict {{name: (left, top, right, bottom)}}, "
+                         f"got {type(boxes).__name__}.")
     out = {}
-    for name, (left, top, right, bottom) in boxes.items():
+    for name, box in boxes.items():
+        if not (isinstance(box, (tuple, list)) and len(box) == len(BOX) and all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in box)):
+            raise SDLibError(f"boxes[{name!r}] must be {len(BOX)} whole numbers of pixels "
+                             f"({', '.join(BOX)}), got {box!r}.")
+        left, top, right, bottom = box
         if not (0 <= left < right <= a.shape[-1] and 0 <= top < bottom <= a.shape[-2]):
             raise SDLibError(f"region {name!r} box {(left, top, right, bottom)} is outside the "
                              f"{a.shape[-1]}x{a.shape[-2]} image.")

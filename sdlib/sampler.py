@@ -22,6 +22,7 @@ from . import latents as vae_helpers
 from .checks import check_callable, check_choice, check_int, check_number, check_prompts
 from .errors import SDLibError
 from .images import load_image, to_pil
+from .load import check_sd
 from .schedule import (img2img_skip, loss_guidance_step, make_scheduler, num_train_timesteps,
                        predict_noise, predict_x0, sampler_sigma)
 from .text import encode_text
@@ -163,6 +164,7 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
                         loss_every, output, text_emb, uncond_emb):
     """Check every argument of `generate`; return the normalised ones (prompts, negatives,
     height, width, a fresh scheduler). Raises SDLibError naming the argument and what is allowed."""
+    check_sd(sd)
     width_d = sd.unet.config.cross_attention_dim
     for name, emb in (("text_emb", text_emb), ("uncond_emb", uncond_emb)):
         if emb is not None and (not isinstance(emb, torch.Tensor) or emb.ndim != 3

@@ -12,6 +12,7 @@ diffusers attention processor that returns exactly what the default one returns.
         sdlib.generate(sd, "a red circle", seed=0)
     maps = store.maps(sd.image_size // sd.vae_scale)   # (77, h, w): one map per token position
 """
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -19,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import SDLibError
-from .load import n_params
-from .checks import check_int
+from .checks import check_int, check_prompts
+from .load import check_sd, n_params
 from .schedule import add_noise_vp, alpha_bars, noise_from_output, prediction_type, x0_from_output
 
 
@@ -47,6 +48,8 @@ def _block_modules(unet):
 def blocks(sd, batch=1):
     """The UNet's down, mid and up blocks with parameter counts, cross-attention layer counts and
     feature shapes, read from one forward pass at the model's own sample size (hooks, no edits)."""
+    check_sd(sd)
+    batch = check_int("batch", batch, lo=1)
     unet = sd.unet
     shapes, hooks = {}, []
     for name, module in _block_modules(unet):
@@ -60,7 +63,8 @@ def blocks(sd, batch=1):
         x_t = torch.zeros(batch, unet.config.in_channels, size, size, device=sd.device, dtype=sd.dtype)
         emb = torch.zeros(batch, sd.tokenizer.model_max_length, unet.config.cross_attention_dim,
                           device=sd.device, dtype=sd.dtype)
-        unet(x_t, 500, encoder_hidden_states=emb)
+        t = sd.scheduler.config.num_train_timesteps // 2  # any timestep: shapes do not depend on it
+        unet(x_t, t, encoder_hidden_states=emb)
     finally:
         for h in hooks:
             h.remove()
@@ -73,6 +77,14 @@ def blocks(sd, batch=1):
 
 def format_blocks(rows, total=None):
     """A fixed-width table of `blocks(...)`; with `total` (all UNet params) a line for the rest."""
+    if not isinstance(rows, (list, tuple)) or not rows or not all(isinstance(b, Block) for b in rows):
+        raise SDLibError(f"rows must be the list that unet_tools.blocks(sd) returns, got "
+                         f"{type(rows).__name__}.")
+    own = sum(b.params for b in rows)
+    if total is not None and (isinstance(total, bool) or not isinstance(total, numbers.Integral)
+                              or total < own):
+        raise SDLibError(f"total must be None or the UNet's parameter count, "
+                         f"sdlib.n_params(sd.unet), at least the blocks' own {own:,}, got {total!r}.")
     lines = [f"{'block':<14}{'class':<26}{'params':>11}  {'cross-attn':>10}  in (C, h, w) -> out"]
     for b in rows:
         lines.append(f"{b.name:<14}{b.kind:<26}{b.params:>11,}  {b.cross_attention:>10}  "
@@ -125,14 +137,23 @@ class AttentionStore:
     """Running sums of cross-attention probabilities, one entry per attention layer.
 
     Each layer keeps (batch, h*w, tokens) averaged over heads and summed over calls (steps), so
-    memory stays small however many steps are recorded.
+    memory stays small however many steps are recorded. `latent_size` (h, w) is the size of the
+    latents the UNet ran on, noted by `capture_cross_attention` (None when filled by hand).
     """
 
     def __init__(self):
         self.sums, self.calls = {}, {}
+        self.latent_size = None
 
     def add(self, name, probs, heads):
         """probs: (batch * heads, h*w, tokens) from one layer's softmax."""
+        if not isinstance(name, str):
+            raise SDLibError(f"name must be the layer's name (a string), got {type(name).__name__}.")
+        heads = check_int("heads", heads, lo=1)
+        if not isinstance(probs, torch.Tensor) or probs.ndim != 3 or len(probs) % heads:
+            got = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
+            raise SDLibError(f"probs must be a tensor (batch * heads, h*w, tokens) with "
+                             f"heads = {heads}, got {got}.")
         probs = probs.detach().float()
         probs = probs.view(-1, heads, *probs.shape[1:]).mean(1)  # (batch, h*w, tokens)
         if name not in self.sums:
@@ -146,8 +167,10 @@ class AttentionStore:
                              "use a fresh store (a new `with capture_cross_attention`) per run.")
 
     def maps(self, size, index=-1, layers=None):
-        """Per-token maps (tokens, h, w) at latent size `size` (an int or (h, w)), averaged over
-        the recorded layers (all, or those whose name contains one of `layers`) and calls.
+        """Per-token maps (tokens, h, w) at `size` (an int or (h, w)): the latent size of the run,
+        or a whole multiple of it (the image size) for smooth maps to lay over the picture;
+        averaged over the recorded layers (all, or those whose name contains one of `layers`)
+        and calls.
 
         index: which batch element; -1 (the default) is the text half of the last prompt when
         classifier-free guidance ran [uncond..., text...], and the only one without it.
@@ -155,7 +178,10 @@ class AttentionStore:
         if not self.sums:
             raise SDLibError("no cross-attention was recorded: run the UNet (e.g. sdlib.generate) "
                              "inside `with capture_cross_attention(sd) as store:` first.")
-        h, w = (size, size) if isinstance(size, int) else size
+        h, w = self._check_size(size)
+        batch = len(next(iter(self.sums.values())))
+        index = check_int("index", index, lo=-batch, hi=batch - 1)
+        layers = None if layers is None else check_prompts("layers", layers)
         picked = [n for n in self.sums if layers is None or any(k in n for k in layers)]
         if not picked:
             raise SDLibError(f"no recorded layer matches {layers}; recorded: {list(self.sums)}.")
@@ -169,6 +195,21 @@ class AttentionStore:
             m = avg.T.reshape(-1, 1, h // f, w // f)  # (tokens, 1, h/f, w/f)
             total = total + F.interpolate(m, size=(h, w), mode="bilinear", align_corners=False)
         return (total / len(picked))[:, 0]  # (tokens, h, w)
+
+    def _check_size(self, size):
+        """size (an int or (h, w)) -> (h, w), checked against the run's latent size if noted."""
+        pair = (size, size) if isinstance(size, numbers.Integral) and not isinstance(size, bool) \
+            else size
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in pair)):
+            raise SDLibError(f"size must be the latent size of the run, a whole number >= 1 or "
+                             f"(h, w), got {size!r}.")
+        if self.latent_size is not None:
+            (h, w), (lh, lw) = pair, self.latent_size
+            if h % lh or h * lw != w * lh:
+                raise SDLibError(f"size must be the latent size of the run, {self.latent_size}, or "
+                                 f"a whole multiple of it (such as the image size), got {size!r}.")
+        return tuple(int(v) for v in pair)
 
 
 class CaptureCrossAttnProcessor:
@@ -214,6 +255,8 @@ class CaptureCrossAttnProcessor:
 
 def cross_attention_layers(unet):
     """Names of the UNet's cross-attention processors (the `attn2` of every transformer block)."""
+    if not hasattr(unet, "attn_processors"):
+        raise SDLibError(f"unet must be a diffusers UNet (sd.unet), got {type(unet).__name__}.")
     return [n for n in unet.attn_processors if n.endswith("attn2.processor")]
 
 
@@ -224,13 +267,24 @@ def capture_cross_attention(sd, store=None):
     Only the cross-attention layers are swapped (self-attention keeps its fast processor), via
     `unet.set_attn_processor`, so nothing else about the model changes.
     """
+    check_sd(sd)
+    if store is not None and not isinstance(store, AttentionStore):
+        raise SDLibError(f"store must be None (a new one) or an AttentionStore, got "
+                         f"{type(store).__name__}.")
     store = store if store is not None else AttentionStore()
     unet = sd.unet
     original = dict(unet.attn_processors)
     swapped = {n: (CaptureCrossAttnProcessor(store, n[:-len(".processor")])
                    if n.endswith("attn2.processor") else p) for n, p in original.items()}
+
+    def note_size(module, args, kwargs):
+        x_t = args[0] if args else kwargs["sample"]  # (B, C, h, w): the latents of this call
+        store.latent_size = tuple(x_t.shape[-2:])
+
     unet.set_attn_processor(swapped)
+    hook = unet.register_forward_pre_hook(note_size, with_kwargs=True)
     try:
         yield store
     finally:
+        hook.remove()
         unet.set_attn_processor(original)

@@ -61,7 +61,7 @@ def test_input_formats_agree():
     image = S.render(S.make_scene("purple", "triangle", "large", "bottom right", "green"))
     array = np.array(image)
     tensor = torch.from_numpy(array).permute(2, 0, 1).float() / 255
-    verdicts = [C.judge(x) for x in (image, array, tensor)]
+    verdicts = [C.judge(x) for x in (image, array, tensor, array.astype(np.float32) / 255)]
     assert all(v["shape"] == "triangle" and v["colour"] == "purple" for v in verdicts)
     assert verdicts[0]["background"] == "green"
 

@@ -178,9 +178,22 @@ def test_generate_from_embeddings_uses_one_seed_per_row(sd):
     assert sdlib.max_pixel_diff(images[0], ref) == 0 and sdlib.max_pixel_diff(images[1], ref) == 0
 
 
-def test_nearest_words(sd):
-    vec = E.word_vector(sd, "circle")
-    assert E.nearest_words(sd, vec, k=1)[0][0] == "circle</w>"
-    top = E.nearest_words(sd, vec, k=2, words=["red", "circle", "square"])
-    assert top[0] == ("circle", 1.0) and len(top) == 2
-    assert E.nearest_words(sd, vec, k=1, exclude=("circle</w>",))[0][0] != "circle</w>"
+def test_nearest_words_rank_by_cosine_similarity(sd):
+    """Against a cosine similarity computed here over CLIP's token table, for a vector that is no
+    word's (so "the nearest word is itself" cannot pass by accident)."""
+    table = sd.text_encoder.get_input_embeddings().weight.float()  # (V, D)
+    vec = (E.word_vector(sd, "red") + E.word_vector(sd, "circle")) / 2  # (D,)
+    sims = torch.nn.functional.cosine_similarity(table, vec.float()[None], dim=-1)  # (V,)
+    best = sims.topk(4).indices.tolist()
+    ref = [(sd.tokenizer.convert_ids_to_tokens(i), float(sims[i])) for i in best]
+
+    def same(found, expected):
+        return [w for w, _ in found] == [w for w, _ in expected] and \
+            all(abs(a - b) < 1e-4 for (_, a), (_, b) in zip(found, expected))
+
+    assert same(E.nearest_words(sd, vec, k=3), ref[:3])
+    assert same(E.nearest_words(sd, vec, k=3, exclude=(ref[0][0],)), ref[1:])
+    words = ["square", "red", "blue", "circle"]
+    by_sim = sorted(words, key=lambda w: -float(sims[E.word_id(sd.tokenizer, w)]))[:2]
+    assert same(E.nearest_words(sd, vec, k=2, words=words),
+                [(w, float(sims[E.word_id(sd.tokenizer, w)])) for w in by_sim])

@@ -23,9 +23,14 @@ def test_explorer_slider_redraws(sd):
     w = X.explorer(sd, PROMPT, "red", "blue", num_steps=3, words=["red", "blue", "circle"])
     slider = w.children[0]
     assert (slider.min, slider.max, slider.value) == (-0.5, 1.5, 0.5)
-    slider.value = 0.0
+    slider.value = 0.0  # the prompt as written: the middle is the left endpoint
     left, middle, right = w.result
-    assert sdlib.max_pixel_diff(left, middle) == 0 and sdlib.max_pixel_diff(left, right) > 0
+    assert sdlib.max_pixel_diff(middle, left) == 0
+    assert sdlib.max_pixel_diff(left, sdlib.generate(sd, PROMPT, seed=0, num_steps=3)) <= 1
+    typed = sdlib.generate(sd, PROMPT.replace("red", "blue"), seed=0, num_steps=3)
+    assert sdlib.max_pixel_diff(right, typed) <= 1
+    slider.value = 1.0  # all the way to the other word: the middle is the right endpoint
+    assert sdlib.max_pixel_diff(w.result[1], typed) <= 1
 
 
 def test_explorer_rejects_multi_token_words(sd):

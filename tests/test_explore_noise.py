@@ -53,8 +53,10 @@ def test_strength_view_cache_and_errors(sd, scene, monkeypatch):
     monkeypatch.setattr(sdlib.sampler, "generate", lambda *a, **k: pytest.fail("not cached"))
     fig, again = explore_noise.strength_view(sd, scene, "", 0.4, 3, num_steps=5, cache=cache)
     plt.close(fig)
-    assert again["result"] is first["result"] and again["step_t"] != first["step_t"]
-    calls = len(schedule.sampler_schedule(sd.scheduler, 5)[0])  # 5 (DDIM), 6 (PNDM repeats one)
+    timesteps = schedule.sampler_schedule(sd.scheduler, 5)[0]
+    assert again["result"] is first["result"]  # the cached run, with the scrubber moved:
+    assert (first["step_t"], again["step_t"]) == (float(timesteps[0]), float(timesteps[3]))
+    calls = len(timesteps)  # 5 (DDIM), 6 (PNDM repeats one)
     with pytest.raises(sdlib.SDLibError, match=rf"step must be in 0..{calls - 1} for 5 steps"):
         explore_noise.strength_view(sd, scene, "", 0.4, calls, num_steps=5)
     with pytest.raises(sdlib.SDLibError, match=r"strength must be in \(0, 1\]"):

@@ -56,8 +56,23 @@ def test_rgba_and_grey_are_converted_with_a_note():
         assert sdlib.load_image(Image.new("L", (8, 8), 7)).getpixel((0, 0)) == (7, 7, 7)
 
 
+def test_to_array_gives_the_same_pixels_for_every_input_kind(tmp_path):
+    img = photo(16)
+    ref = np.asarray(img)  # (16, 16, 3) uint8
+    x = sdlib.to_tensor(img)  # (1, 3, 16, 16)
+    img.save(tmp_path / "p.png")
+    for kind in (img, ref, ref / 255.0, x, x[0], tmp_path / "p.png"):
+        out = sdlib.images.to_array(kind)
+        assert out.dtype == np.uint8 and np.array_equal(out, ref), type(kind)
+        assert np.array_equal(np.asarray(sdlib.load_image(kind)), ref)
+    grad = x[0, 0].clone().requires_grad_()  # a 2-D map keeps its values, as float32
+    out = sdlib.images.to_array(grad * 3 - 1)
+    assert out.dtype == np.float32 and np.allclose(out, x[0, 0].numpy() * 3 - 1)
+    assert np.array_equal(sdlib.images.to_array(ref[..., 0]), ref[..., 0].astype(np.float32))
+
+
 def test_bad_inputs():
-    with pytest.raises(sdlib.SDLibError, match="expected a path, PIL image or array"):
+    with pytest.raises(sdlib.SDLibError, match="images must be a path, a PIL image, an array"):
         sdlib.to_tensor(42)
     with pytest.raises(sdlib.SDLibError, match="cannot open image"):
         sdlib.load_image("/nonexistent/picture.png")

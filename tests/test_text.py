@@ -10,7 +10,7 @@ def ids_of(sd, prompts):
 
 def test_embed_equals_embedding_layer(sd):
     ids = ids_of(sd, ["a red circle", "a small blue square at the top"])
-    ref = text._text_model(sd.text_encoder).embeddings(input_ids=ids)
+    ref = text.clip_text_model(sd.text_encoder).embeddings(input_ids=ids)
     assert torch.allclose(text.embed(sd.text_encoder, ids), ref, atol=1e-6)
     assert text.position_embeddings(sd.text_encoder).shape == (1, 77, ref.shape[-1])
 

@@ -8,6 +8,7 @@ embedded twice.
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import sdlib  # noqa: E402
 
+FOLDER = Path(__file__).resolve().parent.parent / "figures"  # the repository's figures/, wherever run from
 PROMPTS = ["a large red circle on the left", "a small blue triangle at the top",
            "a purple triangle", "a yellow star on a checked background",
            "a big green square on a black background", "an orange diamond in the bottom right"]
@@ -40,10 +42,13 @@ FIGURES = {"prompts": prompts_grid, "guidance": guidance_grid}
 
 
 def main(names):
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        sys.exit(f"unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}.")
     sd = sdlib.load_sd("builtin", device="cpu")
     for name in names or FIGURES:
         fig = FIGURES[name](sd)
-        print(sdlib.save_fig(fig, name))
+        print(sdlib.save_fig(fig, name, folder=FOLDER))
         plt.close(fig)
 
 

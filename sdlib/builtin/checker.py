@@ -15,7 +15,9 @@ import numpy as np
 from scipy import ndimage
 
 from . import scenes as S
-from ..images import load_image, to_pil
+from ..checks import check_int, check_number
+from ..errors import SDLibError
+from ..images import load_image
 from .shapes import SHAPES, shape_alpha, unit_area_centroid
 
 ROUGH_DISTANCE = 45    # RGB distance from the background that marks a pixel as "object"
@@ -23,14 +25,20 @@ MIN_AREA = 12          # pixels; smaller blobs are noise
 MAX_AREA_FRAC = 0.6    # a blob covering more of the image is not an object of the grammar
 MIN_SHAPE_SCORE = 0.6  # template overlap (soft IoU) below this: shape unclear -> None
 MAX_COLOUR_DISTANCE = 100  # median colour farther than this from every canonical one -> None
+MIN_SIZE = 32          # validate's smallest render: a small shape is then ~7 px, above MIN_AREA
 EMPTY = dict(colour=None, shape=None, size=None, position=None, shape_score=0.0,
              colour_distance=None)
 
 
-def _as_array(image):
-    if hasattr(image, "detach"):  # a (3, H, W) tensor in [0, 1]
-        image = to_pil(image)[0]
-    return np.asarray(load_image(image), dtype=np.float32)
+def _pixels(image, name="image"):
+    """Any one image (see `images.load_image`) -> (H, W, 3) float32 RGB in 0..255."""
+    return np.asarray(load_image(image, name=name), dtype=np.float32)
+
+
+def _check_bool(name, value):
+    if not isinstance(value, bool):
+        raise SDLibError(f"{name} must be True or False, got {value!r}.")
+    return value
 
 
 def _nearest_name(rgb, table):
@@ -47,12 +55,23 @@ def _border(img, width=2):
 def estimate_background(img, k=3, min_share=0.15, iters=6):
     """Background model from the image border: k-means tones, dropping rare ones (an object that
     touches the border), joined into segments so the antialiased edge between two stripe tones,
-    or the span of a gradient, counts as background too. Returns (K, 2, 3) segment end points."""
-    px = _border(img)
+    or the span of a gradient, counts as background too. Returns (K, 2, 3) segment end points.
+
+    img: any one image (see `images.load_image`); k: starting tones (dark, middle, light);
+    min_share: tones on less of the border than this are dropped; iters: k-means rounds."""
+    k = check_int("k", k, lo=1, hi=3)
+    min_share = check_number("min_share", min_share, lo=0, hi=1 / k)  # the commonest tone stays
+    iters = check_int("iters", iters, lo=1)
+    return _estimate_background(_pixels(img, "img"), k, min_share, iters)
+
+
+def _estimate_background(img, k=3, min_share=0.15, iters=6):
+    """estimate_background on an (H, W, 3) float32 array in 0..255, arguments already checked."""
+    px = _border(img)  # (N, 3)
     order = np.argsort(px.sum(1))
-    centres = px[order[(np.array([0.1, 0.5, 0.9]) * (len(px) - 1)).astype(int)[:k]]]
+    centres = px[order[(np.array([0.1, 0.5, 0.9]) * (len(px) - 1)).astype(int)[:k]]]  # (k, 3)
     for _ in range(iters):
-        labels = np.linalg.norm(px[:, None] - centres[None], axis=2).argmin(1)
+        labels = np.linalg.norm(px[:, None] - centres[None], axis=2).argmin(1)  # (N,)
         centres = np.stack([px[labels == j].mean(0) if (labels == j).any() else centres[j]
                             for j in range(len(centres))])
     share = np.bincount(labels, minlength=len(centres)) / len(px)
@@ -63,11 +82,17 @@ def estimate_background(img, k=3, min_share=0.15, iters=6):
     return np.stack([centres[:-1], centres[1:]], 1)
 
 
-def background_segments(spec, img):
+def background_segments(scene_or_background, img):
     """Segments (K, 2, 3) of background colours from a Scene, a Background, an RGB triple, a
-    colour name, or None (estimated from the image border)."""
+    colour name, or None (estimated from the border of `img`, any one image)."""
+    spec = scene_or_background
+    return _segments(spec, _pixels(img, "img") if spec is None else None)
+
+
+def _segments(spec, img):
+    """background_segments on an (H, W, 3) float32 image in 0..255 (needed only when spec is None)."""
     if spec is None:
-        return estimate_background(img)
+        return _estimate_background(img)
     if isinstance(spec, S.Scene):
         spec = spec.background
     if isinstance(spec, S.Background):
@@ -75,10 +100,16 @@ def background_segments(spec, img):
         if spec.kind == "gradient":
             return t[None]
         return np.stack([t, t], 1)
-    if isinstance(spec, str):
+    if isinstance(spec, str) and spec in S.BACKGROUND_COLOURS:
         spec = S.BACKGROUND_COLOURS[spec]
-    c = np.asarray(spec, np.float32)
-    return np.stack([c, c])[None]
+    try:
+        c = np.asarray(spec if isinstance(spec, (tuple, list, np.ndarray)) else [], np.float32)
+    except (TypeError, ValueError):
+        c = np.zeros(0)
+    if c.shape != (3,) or not ((0 <= c) & (c <= 255)).all():
+        raise SDLibError(f"scene_or_background must be None, a Scene, a Background, an RGB triple in "
+                         f"0..255 or one of {', '.join(S.BACKGROUND_COLOURS)}; got {spec!r:.60}.")
+    return np.stack([c, c])[None]  # (1, 2, 3)
 
 
 def _nearest_background(px, segments):
@@ -144,9 +175,10 @@ def judge(image, scene_or_background=None, max_objects=4):
     nothing or nothing recognisable was found), the background's nearest colour name, and
     `objects`: the same for every blob, largest first.
     """
-    img = _as_array(image)
+    img = _pixels(image)  # (H, W, 3)
+    max_objects = check_int("max_objects", max_objects, lo=1)
     h, w, _ = img.shape
-    segments = background_segments(scene_or_background, img)
+    segments = _segments(scene_or_background, img)
     dist, nearest = _nearest_background(img.reshape(-1, 3), segments)
     dist, nearest = dist.reshape(h, w), nearest.reshape(h, w, 3)
     labels, n = ndimage.label(dist > ROUGH_DISTANCE, structure=np.ones((3, 3)))
@@ -177,6 +209,19 @@ def _match(verdict, scene):
 def adherence(images, scenes, use_scene_background=False):
     """Fraction of asked-for objects drawn with the right colour, shape, and both, judged per
     object. Backgrounds are estimated from each image unless use_scene_background."""
+    if not isinstance(images, (list, tuple, np.ndarray)):
+        raise SDLibError(f"images must be a list of images or a uint8 batch (B, H, W, 3), got "
+                         f"{type(images).__name__}.")
+    bad = [k for k, s in enumerate(scenes) if not isinstance(s, S.Scene)] \
+        if isinstance(scenes, (list, tuple)) else None
+    if bad is None or bad:
+        got = type(scenes).__name__ if bad is None else \
+            f"a {type(scenes[bad[0]]).__name__} at scenes[{bad[0]}]"
+        raise SDLibError(f"scenes must be a list of sdlib.builtin.scenes.Scene objects, got {got}.")
+    if len(images) != len(scenes):
+        raise SDLibError(f"images and scenes must have the same length (one scene per image), got "
+                         f"{len(images)} images and {len(scenes)} scenes.")
+    _check_bool("use_scene_background", use_scene_background)
     hits = []
     for image, scene in zip(images, scenes, strict=True):
         verdict = judge(image, scene if use_scene_background else None)
@@ -192,6 +237,11 @@ def validate(n=500, seed=0, size=64, use_scene_background=False, verbose=True):
     """The checker's own accuracy on ground-truth renders of single-object scenes (all pairs,
     all backgrounds): what a perfect generator would score. Also size/position accuracy and the
     shapes most often confused, so a failure says where to look."""
+    n = check_int("n", n, lo=1)
+    seed = check_int("seed", seed, lo=0)
+    size = check_int("size", size, lo=MIN_SIZE)
+    _check_bool("use_scene_background", use_scene_background)
+    _check_bool("verbose", verbose)
     images, _, scenes = S.make_batch(n, seed, size, split="all", two_object_prob=0.0)
     right = {k: 0 for k in ("colour", "shape", "size", "position")}
     confusions = {}

@@ -1,7 +1,8 @@
 """VAE helpers: images <-> scaled latents, the 48x compression at the heart of latent diffusion.
 
 An RGB image (B, 3, H, W) becomes latents (B, 4, H/8, W/8): 3*64 / 4 = 48 numbers in, 1 out.
-Latents leave these helpers multiplied by `vae.config.scaling_factor` (0.18215 for SD v1), which
+Latents leave these helpers multiplied by `vae.config.scaling_factor` (0.18215 for SD v1; Rombach
+et al. 2022, "High-resolution image synthesis with latent diffusion models", sec. 4.3.2), which
 brings them to roughly unit variance, the scale the UNet was trained on.
 """
 import torch
@@ -110,7 +111,8 @@ def lerp(z_a, z_b, alpha):
 
 
 def slerp(z_a, z_b, alpha, eps=1e-7):
-    """Spherical blend: follows the arc between z_a and z_b, keeping the norm in between.
+    """Spherical blend: follows the arc between z_a and z_b, keeping the norm in between
+    (Shoemake 1985): sin((1 - alpha) theta) / sin(theta) z_a + sin(alpha theta) / sin(theta) z_b.
 
     Why: halfway along a straight line between two unrelated Gaussian-like latents the norm
     drops by about 1/sqrt(2), so the midpoint is "too quiet"; slerp keeps it at the same scale.

@@ -203,7 +203,7 @@ def loss_guidance_step(scheduler, x_t, grad, t):
     """Move x_t downhill on a guidance loss: x_t - Var(noise in x_t) * grad.
 
     grad is d loss / d x_t. In the VE scale the noise in x_t has variance sigma^2, and this is
-    the k-diffusion "cond_fn" step x_t - sigma^2 * grad (Karras et al. 2022 scaling; the fast.ai
+    the k-diffusion "cond_fn" step x_t - sigma^2 * grad (Crowson's k-diffusion; the fast.ai
     Stable Diffusion deep dive). The same step written in the VP scale (x_VP = sqrt(alpha_bar) x_VE,
     so grad_VP = grad_VE / sqrt(alpha_bar)) is x_t - (1 - alpha_bar) * grad: its noise variance.
     One `loss_scale` therefore moves the picture alike under DDIM and Euler.

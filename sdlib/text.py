@@ -175,7 +175,10 @@ def causal_mask(n, dtype, device):
 
 
 def _attention(attn, x, mask):
-    """Multi-head self-attention of one CLIP layer, written out. x: (B, T, D)."""
+    """Multi-head self-attention of one CLIP layer, written out. x: (B, T, D).
+
+    softmax(Q K^T / sqrt(d) + mask) V, "Attention is all you need" (Vaswani et al. 2017) eq. 1,
+    per head; the causal mask makes CLIP's text tower read left to right (Radford et al. 2021)."""
     B, T, D = x.shape
     h = attn.num_heads
     q, k, v = (p(x).view(B, T, h, D // h).transpose(1, 2)

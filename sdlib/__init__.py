@@ -17,7 +17,7 @@ from .errors import PromptTruncatedWarning, SDLibError
 from .images import load_image, max_pixel_diff, to_array, to_pil, to_tensor
 from .latents import decode, encode
 from .plot import plot_curves, save_fig, show_images, show_latents
-from .load import SD, SD_V1, load_sd, n_params
+from .load import SD, SD_V1, load_sd, n_params, ready_line
 from .sampler import generate
 from .schedule import make_scheduler
 from .text import encode_text, tokenize

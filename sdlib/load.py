@@ -23,6 +23,15 @@ COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
 HUB_HOST = ("huggingface.co", 443)
 
 
+def ready_line(sd):
+    """One line that says what a notebook runs on: "ready: sdlib X, torch Y, device Z, model M".
+    Printed by every notebook's load cell, so a learner (and a bug report) sees the set-up."""
+    from importlib.metadata import version
+
+    return (f"ready: sdlib {version('sdlib')}, torch {torch.__version__}, "
+            f"device {check_sd(sd).device.type}, model {sd.name}")
+
+
 def n_params(module):
     """Number of parameters of a torch module."""
     if not isinstance(module, torch.nn.Module):
@@ -116,7 +125,8 @@ def check_layout(folder):
 
 
 def _from_pretrained(source, local_only, dtype):
-    """The five from_pretrained calls, quiet (no progress bars for a few small files)."""
+    """The five from_pretrained calls, quiet (no progress bars for a few small files, and not
+    huggingface_hub's deprecation note about an argument diffusers still passes)."""
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
 
@@ -124,7 +134,9 @@ def _from_pretrained(source, local_only, dtype):
     tlog.disable_progress_bar()
     dlog.disable_progress_bar()
     try:
-        return _load_parts(source, local_only, dtype)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            return _load_parts(source, local_only, dtype)
     finally:
         if was_on:
             tlog.enable_progress_bar()

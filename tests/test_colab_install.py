@@ -43,7 +43,7 @@ def colab(tmp_path_factory):
     root = tmp_path_factory.mktemp("colab")
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
         pytest.skip("the checkout is not a git repository")
-    run([sys.executable, "-m", "venv", str(root / "venv")])
+    run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")])  # pip, setuptools: the runtime's
     python = root / "venv" / "bin" / "python"
     site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     preinstalled = root / "preinstalled"  # the runtime's own packages: torch, diffusers, jupyter, ...
@@ -55,7 +55,8 @@ def colab(tmp_path_factory):
     (root / "stub" / "google" / "__init__.py").write_text("")
     (root / "stub" / "google" / "colab" / "__init__.py").write_text('"""Stands in for Colab."""\n')
     (site / "colab_runtime.pth").write_text(f"{root / 'stub'}\n{preinstalled}\nimport google.colab\n")
-    env = dict(os.environ, PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+    # (PIP_NO_BUILD_ISOLATION="0" is pip's spelling of --no-build-isolation: build with this setuptools)
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0", PIP_DISABLE_PIP_VERSION_CHECK="1",
                COURSE_REPO=f"git+file://{ROOT}", SDLIB_MODEL="builtin", SDLIB_DEVICE="cpu",
                HF_HUB_OFFLINE="1", MPLBACKEND="Agg", SDLIB_CACHE=str(root / "cache"))
     env.pop("PYTHONPATH", None)

@@ -102,31 +102,6 @@ def test_precomputed_embeddings_give_the_same_image(sd):
     assert torch.equal(sdlib.generate(sd, None, text_emb=emb, uncond_emb=neg, **kw), ref)
 
 
-def test_callback_x0_pred_reads_the_prediction_type(sd):
-    """On a v-prediction scheduler (SD 2.x 768 px), x0_pred and eps in the callback are converted
-    from v, and x0_pred equals DDIM's own pred_original_sample at every step."""
-    import copy
-
-    v_sd = copy.copy(sd)
-    v_sd.scheduler = sdlib.make_scheduler("ddim", sd.scheduler)
-    v_sd.scheduler.register_to_config(prediction_type="v_prediction")
-    seen = []
-    sdlib.generate(v_sd, "a red circle", num_steps=4, seed=0, guidance_scale=1.0,
-                   callback=lambda **kw: seen.append(kw))
-    ref = copy.deepcopy(v_sd.scheduler)
-    ref.set_timesteps(4)
-    emb = sdlib.encode_text(sd, "a red circle")
-    x_t = seen[0]["x_t"]
-    for s, t in zip(seen, ref.timesteps):
-        with torch.no_grad():
-            v = sd.unet(x_t, t, encoder_hidden_states=emb).sample
-        out = ref.step(v, t, x_t)
-        assert torch.allclose(s["x0_pred"], out.pred_original_sample, atol=1e-5)
-        alpha_bar = ref.alphas_cumprod[int(t)]
-        assert torch.allclose(s["eps"], alpha_bar.sqrt() * v + (1 - alpha_bar).sqrt() * x_t, atol=1e-5)
-        x_t = out.prev_sample
-
-
 BAD_INPUTS = [  # (keyword arguments, what the one-line error must say)
     (dict(strength=0, init_image="INIT"), r"strength must be a number above 0 up to 1, got 0"),
     (dict(strength=1.5, init_image="INIT"), r"strength must be a number above 0 up to 1, got 1.5"),

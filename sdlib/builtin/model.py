@@ -20,9 +20,9 @@ import torch
 from .tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
 
 NAME = "builtin"
-VERSION = "v1"
+VERSION = "v2"
 SEED = 0
-IMAGE_SIZE = 64  # pixels; latents are IMAGE_SIZE // 8
+IMAGE_SIZE = 128  # pixels; latents are IMAGE_SIZE // 8 = 16
 
 # SD v1's scheduler config (scaled_linear betas from 0.00085 to 0.012, 1000 steps, "leading"
 # timesteps with steps_offset 1), run by DDIM rather than SD v1's PNDM: this small model's
@@ -38,7 +38,7 @@ SCHEDULER_CONFIG = {
 VAE_CONFIG = dict(
     in_channels=3, out_channels=3, latent_channels=4,
     down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    block_out_channels=(32, 32, 64, 64), layers_per_block=1, norm_num_groups=16,
+    block_out_channels=(32, 64, 128, 128), layers_per_block=1, norm_num_groups=16,
     sample_size=IMAGE_SIZE, scaling_factor=0.18215,
 )
 TEXT_CONFIG = dict(
@@ -48,8 +48,8 @@ TEXT_CONFIG = dict(
 )
 UNET_CONFIG = dict(
     sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
-    block_out_channels=(64, 128), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64,
+    block_out_channels=(64, 128, 192), down_block_types=("CrossAttnDownBlock2D",) * 3,
+    up_block_types=("CrossAttnUpBlock2D",) * 3, cross_attention_dim=64,
     attention_head_dim=8, norm_num_groups=16,
 )
 MODEL_INDEX = {

@@ -44,6 +44,7 @@ POSITION_WORDS = {
     **{f"{v} {h}": (f"in the {v} {h}", f"in the {v} {h} corner", f"at the {v} {h}")
        for v in ("top", "bottom") for h in ("left", "right")}}
 PREFIXES = ("a picture of", "an image of", "a drawing of", "there is")
+TWO_OBJECT_PROB = 0.3  # share of training scenes with two objects, one on each side
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,19 @@ def sample_background(rng, objects, texture_prob=0.45):
                       float(angle) if kind in ("striped", "gradient") else 0.0)
 
 
-def sample_scene(rng, split="train", two_object_prob=0.2):
+POSITION_SHARES = {"middle": 0.2, "side": 0.4, "corner": 0.4}  # a balanced share of each kind
+SIDES = ("left", "right", "top", "bottom")
+CORNERS = ("top left", "top right", "bottom left", "bottom right")
+
+
+def sample_position(rng):
+    """A grid position: the middle, one of the 4 sides or one of the 4 corners (POSITION_SHARES),
+    so "on the left" and "in the top right corner" are each seen often enough to be learned."""
+    kind = rng.choice(list(POSITION_SHARES), p=list(POSITION_SHARES.values()))
+    return "middle" if kind == "middle" else _pick(rng, SIDES if kind == "side" else CORNERS)
+
+
+def sample_scene(rng, split="train", two_object_prob=TWO_OBJECT_PROB):
     """A random scene. split "train": no object is a HELD_OUT pair; "heldout": one object whose
     colour+shape is a HELD_OUT pair; "all": any pair. Two objects sit in opposite grid cells."""
     pairs = {"train": TRAIN_PAIRS, "heldout": HELD_OUT, "all": TRAIN_PAIRS + HELD_OUT}[split]
@@ -175,8 +188,7 @@ def sample_scene(rng, split="train", two_object_prob=0.2):
                                  spots[o], rng) for k, o in zip((i, j), order))
     else:
         colour, shape = pairs[rng.integers(len(pairs))]
-        objects = (make_obj(colour, shape, list(SIZES)[rng.integers(3)],
-                            list(POSITIONS)[rng.integers(len(POSITIONS))], rng),)
+        objects = (make_obj(colour, shape, list(SIZES)[rng.integers(3)], sample_position(rng), rng),)
     return Scene(objects, sample_background(rng, objects))
 
 
@@ -202,10 +214,12 @@ def background_phrase(bg, rng):
 
 
 def caption(scene, rng):
-    """A natural caption that always names every object's colour and shape; size, position and
-    background are each said only sometimes (when omitted they were random, as in real data)."""
-    with_size = rng.random() < 0.5
-    with_position = rng.random() < 0.6
+    """A natural caption that always names every object's colour and shape, and its position
+    whenever it is off-centre (so an unnamed position means the middle, and "on the left" is never
+    contradicted by a silent off-centre example); size and background are said only sometimes
+    (when omitted they were random, as in real data)."""
+    with_size = rng.random() < 0.6
+    with_position = any(o.position != "middle" for o in scene.objects) or rng.random() < 0.5
     with_background = rng.random() < 0.5
     prefix = _pick(rng, PREFIXES) if rng.random() < 0.3 else ""
     article = bool(prefix) or rng.random() >= 0.2  # "red circle" sometimes, as in tags
@@ -221,7 +235,7 @@ def caption(scene, rng):
     return f"{prefix} {text}".strip()
 
 
-def make_batch(n, seed, size=64, split="train", as_pil=False, two_object_prob=0.2):
+def make_batch(n, seed, size=64, split="train", as_pil=False, two_object_prob=TWO_OBJECT_PROB):
     """n seeded (image, caption, scene) triples: images as uint8 (n, size, size, 3), or a list of
     PIL images with as_pil=True. About 0.6 ms an image at 64 px: 10,000 in ~6 s on one core."""
     rng = np.random.default_rng(seed)

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ..images import to_tensor, to_vae_range
 from ..schedule import add_noise_vp, alpha_bars_from_betas, betas_from_config
-from . import model, scenes
+from . import model, photos, scenes
 from .tokenizer import save_clip_tokenizer
 
 
@@ -76,10 +76,23 @@ def _recon_loss(recon, x):
     return F.mse_loss(recon, x) + 0.1 * F.l1_loss(recon, x)
 
 
-def _images(n, seed, crop=None):
-    """A batch of scenes in [-1, 1], (n, 3, 64, 64), optionally random 8-aligned crops."""
-    imgs, _, _ = scenes.make_batch(n, seed)
-    x = to_vae_range(to_tensor(imgs))  # (n, 3, 64, 64)
+# What the VAE learns from: the scenes the UNet will draw, crops of real photos (so a photo survives
+# the round trip, notebooks 01 and 02) and procedural textures (colours and grain no photo has).
+VAE_SOURCES = {"scenes": 0.5, "photos": 0.35, "textures": 0.15}
+
+
+def _vae_pictures(n, seed, size):
+    """n training pictures for the VAE, uint8 (n, size, size, 3), mixed as VAE_SOURCES says."""
+    counts = np.random.default_rng(seed).multinomial(n, list(VAE_SOURCES.values()))
+    parts = [scenes.make_batch(counts[0], seed, size=size)[0],
+             photos.photo_crops(counts[1], seed, size), photos.noise_textures(counts[2], seed, size)]
+    return np.concatenate(parts)
+
+
+def _images(n, seed, crop=None, size=None):
+    """A batch of VAE training pictures in [-1, 1], (n, 3, size, size) (size: the model's), optionally
+    one random 8-aligned crop of side `crop` for the whole batch."""
+    x = to_vae_range(to_tensor(_vae_pictures(n, seed, size or model.IMAGE_SIZE)))  # (n, 3, S, S)
     if crop:
         rng = np.random.default_rng(seed)
         cells = (x.shape[-1] - crop) // 8 + 1
@@ -172,7 +185,7 @@ def encode_dataset(vae, n, seed, batch=256):
     tok = clip_tokenizer()
     zs, ids = [], []
     for k in range(0, n, batch):
-        imgs, caps, _ = scenes.make_batch(min(batch, n - k), step_seed(seed, k))
+        imgs, caps, _ = scenes.make_batch(min(batch, n - k), step_seed(seed, k), size=model.IMAGE_SIZE)
         zs.append(vae.encode(to_vae_range(to_tensor(imgs))).latent_dist.mean)
         ids.append(token_ids(tok, caps))  # (batch, 77)
     return torch.cat(zs), torch.cat(ids)

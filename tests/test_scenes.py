@@ -1,6 +1,7 @@
 """The procedural dataset: seeded, captions that tell the truth, held-out pairs kept out."""
 import importlib.util
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,9 @@ def test_backgrounds_contrast_with_every_object():
 
 def test_captions_name_what_is_drawn():
     rng = np.random.default_rng(5)
-    kinds = {"size": 0, "position": 0, "background": 0}
-    for scene in _scenes(1000, seed=5):
+    kinds = {"size": 0, "middle": 0, "background": 0}
+    scenes = _scenes(1000, seed=5)
+    for scene in scenes:
         text = S.caption(scene, rng)
         words = text.split()
         for obj in scene.objects:
@@ -110,14 +112,26 @@ def test_captions_name_what_is_drawn():
         if size_words:
             kinds["size"] += 1
             assert size_words <= {w for o in scene.objects for w in S.SIZE_WORDS[o.size]}
-        if any(p in text for o in scene.objects for p in S.POSITION_WORDS[o.position]):
-            kinds["position"] += 1
+        named = [any(p in text for p in S.POSITION_WORDS[o.position]) for o in scene.objects]
+        if any(o.position != "middle" for o in scene.objects):  # off-centre: every position named
+            assert all(named), text
+        elif any(named):
+            kinds["middle"] += 1
         if "background" in words:
             kinds["background"] += 1
             bg = scene.background
             assert (bg.colour if bg.kind == "solid" else bg.kind) + " background" in text
         assert not re.search(r"\ba [aeiou]|\ban [^aeiou]", text), text
+    kinds["middle"] *= 1000 / sum(s.main.position == "middle" for s in scenes)  # per centred scene
     assert all(200 < k < 800 for k in kinds.values()), kinds  # each said only sometimes
+
+
+def test_positions_are_balanced():
+    counts = Counter(o.position for s in _scenes(2000, seed=9) for o in s.objects if len(s.objects) == 1)
+    total = sum(counts.values())
+    shares = {kind: sum(counts[p] for p in ps) / total
+              for kind, ps in (("middle", ("middle",)), ("side", S.SIDES), ("corner", S.CORNERS))}
+    assert all(abs(shares[k] - S.POSITION_SHARES[k]) < 0.04 for k in shares), shares
 
 
 def test_caption_words_are_single_clip_tokens():

@@ -31,11 +31,36 @@ def test_unet_stage_and_export_load_as_sd(tmp_path):
     train.main(["vae", "--out", str(tmp_path / "vae"), "--steps", "2", "--crop", "16", *common])
     train.main(["unet", "--out", str(tmp_path / "unet"), "--vae", str(tmp_path / "vae"),
                 "--steps", "2", "--data", "8", *common])
-    first = weights(tmp_path / "unet", "unet")
+    raw, ema = weights(tmp_path / "unet", "unet"), weights(tmp_path / "unet", "ema_unet")
+    assert not torch.equal(raw["conv_in.weight"], ema["conv_in.weight"])  # an average, not a copy
     train.main(["export", "--vae", str(tmp_path / "vae"), "--unet", str(tmp_path / "unet"),
                 "--to", str(tmp_path / "model")])
+    on_disk = load_file(tmp_path / "model" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert on_disk["conv_in.weight"].dtype == torch.float16  # half the size on disk
     sd = sdlib.load_sd(str(tmp_path / "model"), device="cpu")
-    assert torch.equal(sd.unet.state_dict()["conv_in.weight"], first["conv_in.weight"])
+    assert sd.unet.dtype == torch.float32  # ... and float32 on a CPU
+    assert torch.equal(sd.unet.state_dict()["conv_in.weight"], ema["conv_in.weight"].half().float())
     assert 0.05 < sd.vae.config.scaling_factor < 50  # 1 / std of the training latents
     image = sdlib.generate(sd, "a red circle", num_steps=2)
     assert image.size == (sd.image_size, sd.image_size)
+
+    # A lost run restarts from the exported folder: --init for the weights, the folder as the VAE.
+    train.main(["unet", "--out", str(tmp_path / "again"), "--vae", str(tmp_path / "model"),
+                "--init", str(tmp_path / "model"), "--steps", "1", "--data", "8", *common])
+    assert (tmp_path / "again" / "step0000001" / "unet.safetensors").exists()
+
+
+def test_ema_is_the_running_average():
+    m = torch.nn.Linear(2, 2)
+    ema = train.EMA({"m": m}, decay=0.9)
+    before = ema.models["ema_m"].weight.clone()
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    ema.update(step=100)  # past the warm-up: d = 0.9
+    assert torch.allclose(ema.models["ema_m"].weight, 0.9 * before + 0.1 * m.weight)
+
+
+def test_vae_pictures_mix_scenes_photos_and_textures():
+    x = train._vae_pictures(40, seed=0, size=32)  # uint8 (40, 32, 32, 3)
+    assert x.shape == (40, 32, 32, 3) and x.dtype == "uint8"
+    assert (train._vae_pictures(40, seed=0, size=32) == x).all()  # seeded

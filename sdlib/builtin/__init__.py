@@ -9,14 +9,17 @@ reach `CompVis/stable-diffusion-v1-4`. What lives here:
 | `model` | the architecture (configs), the folder layout, where the weights live |
 | `tokenizer` | the real CLIP BPE tokenizer of SD v1, rebuilt offline |
 | `shapes`, `scenes` | the procedural captioned dataset (coloured shapes on backgrounds) |
+| `photos` | crops of the photos that ship offline, for the VAE (one held out) |
 | `checker` | a model-free judge: which colour and shape an image shows, where, how big |
 | `train` | training: VAE, decoder, UNet + text encoder (`python -m sdlib.builtin.train`) |
+| `eval_sets` | the evaluation's prompts (position, size, two objects), each with its ground truth |
 | `evaluate` | the model card's figures (`python -m sdlib.builtin.evaluate`) |
 | `concept` | the `<purple-triangle>` concept the textual-inversion lesson learns |
 """
 from .model import NAME, SHIPPED, build_builtin, builtin_path, cache_dir  # noqa: F401
 
-_SUBMODULES = ("checker", "concept", "evaluate", "model", "scenes", "shapes", "tokenizer", "train")
+_SUBMODULES = ("checker", "concept", "eval_sets", "evaluate", "model", "photos", "scenes", "shapes",
+               "tokenizer", "train", "twins")
 
 
 def __getattr__(name):

@@ -8,6 +8,11 @@ overlaps it best (analysis by synthesis: no thresholds per shape to tune).
 
     verdict = judge(image)                    # {"colour": "red", "shape": "circle", ...}
     adherence(images, [s for _, s in items])  # {"colour_acc": 0.97, "shape_acc": 0.9, ...}
+    position_ok(images, scenes)               # {"acc": 0.92, "n": 48, "ok": [True, ...]}
+
+The evaluation rows (`evaluate.row_accuracy`, prompts from `eval_sets`) are scored by
+`position_ok`, `size_ok` and `two_objects_ok`, all on `judge`'s blobs: one segmentation for all.
+Pixel thresholds were set on 64 px images; larger images scale them (`_pixel_scale`).
 """
 from itertools import permutations
 
@@ -21,11 +26,15 @@ from ..images import load_image
 from .shapes import SHAPES, shape_alpha, unit_area_centroid
 
 ROUGH_DISTANCE = 45    # RGB distance from the background that marks a pixel as "object"
-MIN_AREA = 12          # pixels; smaller blobs are noise
+MIN_AREA = 12          # pixels at 64 px (scaled with the image's area above); smaller is noise
+EDGE_DILATION = 2      # pixels at 64 px (scaled with the side above): the soft edge of a blob
+REFERENCE_SIZE = 64    # the image side the pixel thresholds above were set on
 MAX_AREA_FRAC = 0.6    # a blob covering more of the image is not an object of the grammar
 MIN_SHAPE_SCORE = 0.6  # template overlap (soft IoU) below this: shape unclear -> None
 MAX_COLOUR_DISTANCE = 100  # median colour farther than this from every canonical one -> None
 MIN_SIZE = 32          # validate's smallest render: a small shape is then ~7 px, above MIN_AREA
+SIZE_RATIO = 2         # size row: "a large X" must cover more than twice the area of "a small X"
+#   (renders: (0.47 / 0.22)^2 = 4.6, at least 3.3 with the +-8 % jitter of scenes.make_obj)
 EMPTY = dict(colour=None, shape=None, size=None, position=None, shape_score=0.0,
              colour_distance=None)
 
@@ -129,13 +138,20 @@ def _nearest_background(px, segments):
     return best_d, best_q
 
 
+def _pixel_scale(width):
+    """How much larger than the reference 64 px the pixel thresholds are: blobs of noise and the
+    blur of a VAE grow with the image (a latent cell is 8 px at any size), so at 128 px MIN_AREA
+    is 4x and EDGE_DILATION 2x. Never below 1: small images keep the 64 px values."""
+    return max(1.0, width / REFERENCE_SIZE)
+
+
 def _judge_blob(img, blob, dist, nearest, size):
     """Colour, shape, size and position of one connected blob of object pixels."""
     h, w = dist.shape
     d_blob = dist[blob]
     core = blob & (dist >= 0.8 * np.percentile(d_blob, 90))
     fg = np.median(img[core], axis=0)
-    region = ndimage.binary_dilation(blob, iterations=2)
+    region = ndimage.binary_dilation(blob, iterations=round(EDGE_DILATION * _pixel_scale(w)))
     # soft coverage: where each pixel lies between its background colour and the object colour
     ax = fg - nearest
     alpha = np.clip(((img - nearest) * ax).sum(-1) / np.maximum((ax * ax).sum(-1), 1e-6), 0, 1)
@@ -183,8 +199,9 @@ def judge(image, scene_or_background=None, max_objects=4):
     dist, nearest = dist.reshape(h, w), nearest.reshape(h, w, 3)
     labels, n = ndimage.label(dist > ROUGH_DISTANCE, structure=np.ones((3, 3)))
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    min_area = MIN_AREA * _pixel_scale(w) ** 2
     keep = [i + 1 for i in np.argsort(-areas)
-            if MIN_AREA <= areas[i] <= MAX_AREA_FRAC * h * w][:max_objects]
+            if min_area <= areas[i] <= MAX_AREA_FRAC * h * w][:max_objects]
     objects = [_judge_blob(img, labels == i, dist, nearest, w) for i in keep]
     border = np.median(_border(img), axis=0)
     result = dict(objects[0] if objects else EMPTY)
@@ -206,9 +223,8 @@ def _match(verdict, scene):
     return best
 
 
-def adherence(images, scenes, use_scene_background=False):
-    """Fraction of asked-for objects drawn with the right colour, shape, and both, judged per
-    object. Backgrounds are estimated from each image unless use_scene_background."""
+def _check_images_and_scenes(images, scenes, use_scene_background):
+    """The arguments every scoring function takes: images, one Scene each, a flag."""
     if not isinstance(images, (list, tuple, np.ndarray)):
         raise SDLibError(f"images must be a list of images or a uint8 batch (B, H, W, 3), got "
                          f"{type(images).__name__}.")
@@ -222,6 +238,12 @@ def adherence(images, scenes, use_scene_background=False):
         raise SDLibError(f"images and scenes must have the same length (one scene per image), got "
                          f"{len(images)} images and {len(scenes)} scenes.")
     _check_bool("use_scene_background", use_scene_background)
+
+
+def adherence(images, scenes, use_scene_background=False):
+    """Fraction of asked-for objects drawn with the right colour, shape, and both, judged per
+    object. Backgrounds are estimated from each image unless use_scene_background."""
+    _check_images_and_scenes(images, scenes, use_scene_background)
     hits = []
     for image, scene in zip(images, scenes, strict=True):
         verdict = judge(image, scene if use_scene_background else None)
@@ -231,6 +253,94 @@ def adherence(images, scenes, use_scene_background=False):
     return dict(colour_acc=float(hits[:, 0].mean()) if n else float("nan"),
                 shape_acc=float(hits[:, 1].mean()) if n else float("nan"),
                 both_acc=float(hits.all(1).mean()) if n else float("nan"), n=n)
+
+
+# ---------------------------------------------------------------- the evaluation rows
+def _blob_of(verdict, colour, fallback=True, taken=()):
+    """The largest judged blob of this colour not in `taken`; else (fallback) the largest blob,
+    so that where and how big are scored even when the colour is wrong (the colour row counts
+    that); else None."""
+    objects = [o for o in verdict["objects"] if not any(o is t for t in taken)]
+    named = [o for o in objects if o["colour"] == colour]
+    return named[0] if named else (objects[0] if objects and fallback else None)
+
+
+def _part(v, parts):
+    """Which part of an axis a fraction v lies in: -1, 0, 1 for thirds, -1, 1 for halves."""
+    if parts == 3:
+        return int(np.digitize(v, [1 / 3, 2 / 3])) - 1
+    return -1 if v < 0.5 else 1
+
+
+def in_named_part(center, position, parts=3):
+    """Is `center` (x, y as fractions of the image) in the part(s) a position names? "left" names
+    the x axis only (x in the left third, y anywhere), "top left" both axes, "middle" the middle
+    third of both. parts=2: halves instead of thirds (for sides and corners only)."""
+    if parts == 2 and position == "middle":
+        raise SDLibError('in_named_part: "middle" has no half; use parts=3.')
+    col, row = S.POSITIONS[position]  # (-1, 0) for "left"
+    named = [(v, c) for v, c in zip(center, (col, row)) if c != 0] or list(zip(center, (0, 0)))
+    return all(_part(v, parts) == c for v, c in named)
+
+
+def _row_result(ok):
+    """Per-item booleans and their mean, as the rows report them."""
+    ok = [bool(x) for x in ok]
+    return dict(acc=float(np.mean(ok)) if ok else float("nan"), n=len(ok), ok=ok)
+
+
+def position_ok(images, scenes, use_scene_background=False):
+    """Position rows (sides, corners): is the object drawn where the prompt put it? Per image,
+    the largest blob of the scene's colour (else the largest blob) must have its centre in the
+    named third(s) of the image (`in_named_part`). The centre is that of the blob's bounding box,
+    the point `scenes.make_obj` places on the 3x3 grid (a large triangle "at the top" has its
+    area centroid below the top third). Returns {"acc", "n", "ok": one bool per image}."""
+    _check_images_and_scenes(images, scenes, use_scene_background)
+    ok = []
+    for image, scene in zip(images, scenes, strict=True):
+        blob = _blob_of(judge(image, scene if use_scene_background else None), scene.main.colour)
+        ok.append(blob is not None and in_named_part(blob["center"], scene.main.position))
+    return _row_result(ok)
+
+
+def size_ok(image_pairs, scene_pairs, use_scene_background=False):
+    """Size row: image_pairs are (small, large) images drawn from the same seed for "a small X"
+    and "a large X"; scene_pairs their (small, large) scenes. A pair is right when the large
+    image's object (largest blob of the scene's colour, else the largest blob) covers more than
+    SIZE_RATIO times the small one's area (soft mask area, as `judge` measures it). Returns
+    {"acc", "n", "ok": one bool per pair}."""
+    for name, pairs in (("image_pairs", image_pairs), ("scene_pairs", scene_pairs)):
+        if not isinstance(pairs, (list, tuple)) or not all(
+                isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
+            raise SDLibError(f"{name} must be a list of (small, large) pairs, got "
+                             f"{type(pairs).__name__}.")
+    smalls, larges = [p[0] for p in image_pairs], [p[1] for p in image_pairs]
+    _check_images_and_scenes(smalls, [p[0] for p in scene_pairs], use_scene_background)
+    _check_images_and_scenes(larges, [p[1] for p in scene_pairs], use_scene_background)
+    ok = []
+    for small, large, (small_scene, large_scene) in zip(smalls, larges, scene_pairs):
+        blobs = [_blob_of(judge(im, sc if use_scene_background else None), sc.main.colour)
+                 for im, sc in ((small, small_scene), (large, large_scene))]
+        ok.append(None not in blobs and blobs[1]["area"] > SIZE_RATIO * blobs[0]["area"])
+    return _row_result(ok)
+
+
+def two_objects_ok(images, scenes, use_scene_background=False):
+    """Two-object row: "a red circle on the left and a blue square on the right". Per image, each
+    of the scene's objects needs a blob of its colour (a different blob each, no fallback to
+    another colour) whose centre lies in its named half (`in_named_part`, parts=2). Returns
+    {"acc", "n", "ok": one bool per image}."""
+    _check_images_and_scenes(images, scenes, use_scene_background)
+    ok = []
+    for image, scene in zip(images, scenes, strict=True):
+        verdict, taken = judge(image, scene if use_scene_background else None), []
+        for obj in scene.objects:
+            blob = _blob_of(verdict, obj.colour, fallback=False, taken=taken)
+            if blob is None or not in_named_part(blob["center"], obj.position, parts=2):
+                break
+            taken.append(blob)
+        ok.append(len(taken) == len(scene.objects))
+    return _row_result(ok)
 
 
 def validate(n=500, seed=0, size=64, use_scene_background=False, verbose=True):

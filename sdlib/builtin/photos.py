@@ -7,7 +7,7 @@ textures; one photo (`HELD_OUT_PHOTO`, skimage's astronaut) is never trained on 
 well the VAE keeps a picture it has not seen (`sdlib.builtin.evaluate.photo_psnr`).
 
     crops = photo_crops(16, seed=0, size=64)     # uint8 (16, 64, 64, 3)
-    test = held_out_photo(128)                   # uint8 (128, 128, 3), the astronaut
+    test = held_out_photo(128)                   # PIL 128 x 128, the astronaut
 
 Everything is read from the installed packages: nothing is downloaded.
 """
@@ -53,17 +53,12 @@ def training_photos():
     return tuple(photos)
 
 
-def center_square(a, size):
-    """The centred square of an image, resized to size x size (bicubic): uint8 (size, size, 3)."""
-    h, w = a.shape[:2]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return np.asarray(Image.fromarray(a[top:top + s, left:left + s]).resize((size, size), Image.BICUBIC))
-
-
 def held_out_photo(size):
-    """The photo the VAE never sees in training (the astronaut), centred square at size px."""
-    return center_square(_skimage(HELD_OUT_PHOTO), size)
+    """The photo the VAE never sees in training (the astronaut), as notebooks 01 and 02 load it:
+    `sdlib.load_image(..., size=size)`, centre-cropped and resized (a PIL image)."""
+    from ..images import load_image
+
+    return load_image(_skimage(HELD_OUT_PHOTO), size=size)
 
 
 def photo_crops(n, seed, size):

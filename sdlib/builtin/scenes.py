@@ -45,6 +45,9 @@ POSITION_WORDS = {
        for v in ("top", "bottom") for h in ("left", "right")}}
 PREFIXES = ("a picture of", "an image of", "a drawing of", "there is")
 TWO_OBJECT_PROB = 0.3  # share of training scenes with two objects, one on each side
+POSITION_SHARES = {"middle": 0.2, "side": 0.4, "corner": 0.4}  # a balanced share of each kind
+SIDES = ("left", "right", "top", "bottom")
+CORNERS = ("top left", "top right", "bottom left", "bottom right")
 
 
 @dataclass(frozen=True)
@@ -159,16 +162,11 @@ def sample_background(rng, objects, texture_prob=0.45):
                       float(angle) if kind in ("striped", "gradient") else 0.0)
 
 
-POSITION_SHARES = {"middle": 0.2, "side": 0.4, "corner": 0.4}  # a balanced share of each kind
-SIDES = ("left", "right", "top", "bottom")
-CORNERS = ("top left", "top right", "bottom left", "bottom right")
-
-
 def sample_position(rng):
     """A grid position: the middle, one of the 4 sides or one of the 4 corners (POSITION_SHARES),
     so "on the left" and "in the top right corner" are each seen often enough to be learned."""
     kind = rng.choice(list(POSITION_SHARES), p=list(POSITION_SHARES.values()))
-    return "middle" if kind == "middle" else _pick(rng, SIDES if kind == "side" else CORNERS)
+    return "middle" if kind == "middle" else pick(rng, SIDES if kind == "side" else CORNERS)
 
 
 def sample_scene(rng, split="train", two_object_prob=TWO_OBJECT_PROB):
@@ -193,24 +191,24 @@ def sample_scene(rng, split="train", two_object_prob=TWO_OBJECT_PROB):
 
 
 # ---------------------------------------------------------------- captions
-def _a(word):
+def with_article(word):
     return ("an " if word[0] in "aeiou" else "a ") + word
 
 
-def _pick(rng, options):
+def pick(rng, options):
     return options[rng.integers(len(options))]
 
 
 def _noun_phrase(obj, rng, with_size, article=True):
-    words = ([_pick(rng, SIZE_WORDS[obj.size])] if with_size else []) + [obj.colour, obj.shape]
-    return _a(" ".join(words)) if article else " ".join(words)
+    words = ([pick(rng, SIZE_WORDS[obj.size])] if with_size else []) + [obj.colour, obj.shape]
+    return with_article(" ".join(words)) if article else " ".join(words)
 
 
 def background_phrase(bg, rng):
     """ "on a yellow background", "on a plain grey background", "on a striped background"."""
     if bg.kind != "solid":
-        return f"on {_a(bg.kind)} background"
-    return f"on {_a(('plain ' if rng.random() < 0.15 else '') + bg.colour)} background"
+        return f"on {with_article(bg.kind)} background"
+    return f"on {with_article(('plain ' if rng.random() < 0.15 else '') + bg.colour)} background"
 
 
 def caption(scene, rng):
@@ -221,13 +219,13 @@ def caption(scene, rng):
     with_size = rng.random() < 0.6
     with_position = any(o.position != "middle" for o in scene.objects) or rng.random() < 0.5
     with_background = rng.random() < 0.5
-    prefix = _pick(rng, PREFIXES) if rng.random() < 0.3 else ""
+    prefix = pick(rng, PREFIXES) if rng.random() < 0.3 else ""
     article = bool(prefix) or rng.random() >= 0.2  # "red circle" sometimes, as in tags
     parts = []
     for obj in scene.objects:
         phrase = _noun_phrase(obj, rng, with_size, article)
         if with_position:
-            phrase += " " + _pick(rng, POSITION_WORDS[obj.position])
+            phrase += " " + pick(rng, POSITION_WORDS[obj.position])
         parts.append(phrase)
     text = " and ".join(parts)
     if with_background:
@@ -249,15 +247,15 @@ def make_batch(n, seed, size=64, split="train", as_pil=False, two_object_prob=TW
 def eval_prompts(n, seed):
     """n held-out evaluation items (prompt, scene): one object of a HELD_OUT pair, cycling through
     the pairs so each is equally represented; the prompt names colour and shape, and half the time
-    the background too. The scene's size, position (and unnamed background) are just one draw."""
+    the background too. The scene's size (and unnamed background) are just one draw; an unnamed
+    position means the middle, as in the captions."""
     rng = np.random.default_rng(seed)
     items = []
     for i in range(n):
         colour, shape = HELD_OUT[i % len(HELD_OUT)]
-        obj = make_obj(colour, shape, list(SIZES)[rng.integers(3)],
-                       list(POSITIONS)[rng.integers(len(POSITIONS))], rng)
+        obj = make_obj(colour, shape, list(SIZES)[rng.integers(3)], "middle", rng)  # unnamed: middle
         scene = Scene((obj,), sample_background(rng, (obj,)))
-        prompt = _a(f"{colour} {shape}")
+        prompt = with_article(f"{colour} {shape}")
         if rng.random() < 0.5:
             prompt += " " + background_phrase(scene.background, rng)
         items.append((prompt, scene))

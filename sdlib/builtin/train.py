@@ -142,7 +142,28 @@ def _vae_loss(vae, args, step):
     return _recon_loss(recon, x) + args.kl * kl
 
 
-def _loop(args, accelerator, start, models, opt, loss_fn):
+class EMA:
+    """An exponential moving average of the weights, the model that is sampled from (DDPM,
+    Ho et al. 2020, sec. 4, and SD's training keep one): theta_ema <- d * theta_ema + (1 - d) * theta
+    after every step, so it averages the last ~1 / (1 - d) steps and smooths out the noise of
+    small batches. d warms up as (1 + step) / (10 + step), so the early average is not stuck at
+    the random initialisation."""
+
+    def __init__(self, models, decay):
+        import copy
+
+        self.decay, self.sources = decay, models
+        self.models = {f"ema_{k}": copy.deepcopy(m).requires_grad_(False) for k, m in models.items()}
+
+    @torch.no_grad()
+    def update(self, step):
+        d = min(self.decay, (1 + step) / (10 + step))
+        for name, m in self.sources.items():
+            for e, p in zip(self.models[f"ema_{name}"].parameters(), m.parameters()):
+                e.lerp_(p.detach(), 1 - d)
+
+
+def _loop(args, accelerator, start, models, opt, loss_fn, ema=None):
     from tqdm.auto import tqdm
 
     log = open(Path(args.out) / "loss.csv", "a")
@@ -160,22 +181,38 @@ def _loop(args, accelerator, start, models, opt, loss_fn):
         accelerator.backward(loss)
         accelerator.clip_grad_norm_([p for m in models.values() for p in m.parameters()], 1.0)
         opt.step()
+        if ema is not None:
+            ema.update(step)
         avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{avg:.4f}")
             log.write(f"{step},{loss.item():.6f},{avg:.6f}\n")
             log.flush()
         if (step + 1) % args.every == 0 or step + 1 in (args.steps, args.until):
-            _checkpoint(args.out, step + 1, {k: accelerator.unwrap_model(m) for k, m in models.items()}, opt)
+            _checkpoint(args.out, step + 1, {**{k: accelerator.unwrap_model(m) for k, m in models.items()},
+                                             **(ema.models if ema else {})}, opt)
     return models
 
 
+def _weights(folder, part):
+    """A part's weights from a run folder (its newest checkpoint, the EMA copy when there is one)
+    or from an exported model folder (`part/*.safetensors`), so a run can restart from the last
+    exported weights when its checkpoints are gone."""
+    folder = Path(folder)
+    if (folder / part / "config.json").exists():  # an exported diffusers folder
+        files = sorted((folder / part).glob("*.safetensors"))
+        return {k: v.float() for k, v in load_file(files[0]).items()}
+    ck = sorted(folder.glob("step*"))[-1]
+    return load_file(ck / f"ema_{part}.safetensors" if (ck / f"ema_{part}.safetensors").exists()
+                     else ck / f"{part}.safetensors")
+
+
 def load_vae(folder):
-    """The newest VAE checkpoint of a run folder as an AutoencoderKL."""
+    """The VAE of a run folder (newest checkpoint) or of an exported model folder, frozen."""
     from diffusers import AutoencoderKL
 
     vae = AutoencoderKL(**model.VAE_CONFIG)
-    vae.load_state_dict(load_file(sorted(Path(folder).glob("step*"))[-1] / "vae.safetensors"))
+    vae.load_state_dict(_weights(folder, "vae"))
     return vae.eval().requires_grad_(False)
 
 
@@ -223,8 +260,12 @@ def train_unet(args, accelerator):
     torch.manual_seed(args.seed)
     unet = UNet2DConditionModel(**model.UNET_CONFIG)
     text = CLIPTextModel(CLIPTextConfig(**model.TEXT_CONFIG))
+    if args.init:  # restart from exported weights (a fresh run folder on a new machine)
+        unet.load_state_dict(_weights(args.init, "unet"))
+        text.load_state_dict(_weights(args.init, "text_encoder"))
     opt = torch.optim.Adam(list(unet.parameters()) + list(text.parameters()), lr=args.lr)
-    start = _resume(args.out, {"unet": unet, "text_encoder": text}, opt)
+    ema = EMA({"unet": unet, "text_encoder": text}, args.ema) if args.ema else None
+    start = _resume(args.out, {"unet": unet, "text_encoder": text, **(ema.models if ema else {})}, opt)
     unet, text, opt = accelerator.prepare(unet, text, opt)
     alpha_bar = alpha_bars_from_betas(betas_from_config(model.SCHEDULER_CONFIG)).to(accelerator.device)
     n_timesteps = len(alpha_bar)  # T = 1000
@@ -243,27 +284,29 @@ def train_unet(args, accelerator):
         return F.mse_loss(eps, noise)  # DDPM's simple loss (Ho et al. 2020, eq. 14)
 
     (Path(args.out) / "scaling.json").write_text(json.dumps({"scaling_factor": scale}))
-    return _loop(args, accelerator, start, {"unet": unet, "text_encoder": text}, opt, loss_fn)
+    return _loop(args, accelerator, start, {"unet": unet, "text_encoder": text}, opt, loss_fn, ema)
 
 
-def export(vae_run, unet_run, folder):
-    """Write the trained parts as a diffusers SD folder (safetensors), ready for from_pretrained."""
+def export(vae_run, unet_run, folder, dtype=torch.float16):
+    """Write the trained parts as a diffusers SD folder (safetensors), ready for from_pretrained.
+    Weights are stored in float16 (half the size; `load_sd` gives float32 on a CPU), the UNet and
+    text encoder from the EMA copy when the run kept one."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.utils import logging
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    logging.set_verbosity_error()  # "modules that should be kept in float32": there are none
     folder = Path(folder)
     model.write_skeleton(folder)  # tokenizer, scheduler, model_index.json
-    ck = sorted(Path(unet_run).glob("step*"))[-1]
-    scale = json.loads((Path(unet_run) / "scaling.json").read_text())["scaling_factor"]
-    vae = AutoencoderKL(**dict(model.VAE_CONFIG, scaling_factor=round(scale, 5)))
-    vae.load_state_dict(load_vae(vae_run).state_dict())
-    vae.save_pretrained(folder / "vae", safe_serialization=True)
-    unet = UNet2DConditionModel(**model.UNET_CONFIG)
-    unet.load_state_dict(load_file(ck / "unet.safetensors"))
-    unet.save_pretrained(folder / "unet", safe_serialization=True)
-    text = CLIPTextModel(CLIPTextConfig(**model.TEXT_CONFIG))
-    text.load_state_dict(load_file(ck / "text_encoder.safetensors"))
-    text.save_pretrained(folder / "text_encoder", safe_serialization=True)
+    scaling = Path(unet_run) / "scaling.json"  # a run folder; else an exported folder's VAE config
+    scale = json.loads((scaling if scaling.exists() else Path(unet_run) / "vae" / "config.json")
+                       .read_text())["scaling_factor"]
+    parts = {"vae": (AutoencoderKL(**dict(model.VAE_CONFIG, scaling_factor=round(scale, 5))), vae_run),
+             "unet": (UNet2DConditionModel(**model.UNET_CONFIG), unet_run),
+             "text_encoder": (CLIPTextModel(CLIPTextConfig(**model.TEXT_CONFIG)), unet_run)}
+    for part, (module, run) in parts.items():
+        module.load_state_dict(_weights(run, part))
+        module.to(dtype).save_pretrained(folder / part, safe_serialization=True)
     return folder
 
 
@@ -285,6 +328,9 @@ def main(argv=None):
     ap.add_argument("--drop", type=float, default=0.1, help="unet: fraction of captions dropped")
     ap.add_argument("--until", type=int, default=0, help="stop (with a checkpoint) at this step")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--ema", type=float, default=0.999, help="unet: EMA decay (0: no EMA copy)")
+    ap.add_argument("--init", default=None, help="unet: start from this exported model folder's"
+                    " weights (when the run's checkpoints are lost)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

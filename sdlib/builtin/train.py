@@ -216,15 +216,23 @@ def load_vae(folder):
     return vae.eval().requires_grad_(False)
 
 
+CAPTIONS_PER_SCENE = 3   # wordings per cached scene ("a big red circle on the left", "red circle ...")
+CAPTION_OFFSET = 3_333_333  # the extra wordings' own seeds (see SEED_STRIDE)
+
+
 @torch.no_grad()
-def encode_dataset(vae, n, seed, batch=256):
-    """Latents (unscaled means) and token ids of n training scenes, cached on disk by the caller."""
+def encode_dataset(vae, n, seed, batch=64):
+    """Latents (unscaled means, (n, 4, h, w)) and token ids ((n, CAPTIONS_PER_SCENE, 77)) of n
+    training scenes, cached on disk by the caller. Each scene gets several captions: the latents
+    are the expensive part, and a scene said in different words teaches the words, not the wording."""
     tok = clip_tokenizer()
     zs, ids = [], []
     for k in range(0, n, batch):
-        imgs, caps, _ = scenes.make_batch(min(batch, n - k), step_seed(seed, k), size=model.IMAGE_SIZE)
+        imgs, caps, scs = scenes.make_batch(min(batch, n - k), step_seed(seed, k), size=model.IMAGE_SIZE)
         zs.append(vae.encode(to_vae_range(to_tensor(imgs))).latent_dist.mean)
-        ids.append(token_ids(tok, caps))  # (batch, 77)
+        rng = np.random.default_rng(step_seed(seed, k, CAPTION_OFFSET))
+        wordings = [caps] + [[scenes.caption(sc, rng) for sc in scs] for _ in range(CAPTIONS_PER_SCENE - 1)]
+        ids.append(torch.stack([token_ids(tok, w) for w in wordings], 1))  # (batch, K, 77)
     return torch.cat(zs), torch.cat(ids)
 
 
@@ -274,7 +282,7 @@ def train_unet(args, accelerator):
         g = torch.Generator().manual_seed(step_seed(args.seed, step))
         idx = torch.randint(0, len(z), (args.batch,), generator=g)
         x0 = (z[idx] * scale).to(accelerator.device)  # (B, 4, 8, 8)
-        tok = ids[idx].clone()
+        tok = ids[idx, torch.randint(0, ids.shape[1], (args.batch,), generator=g)]  # (B, 77): one wording
         tok[torch.rand(args.batch, generator=g) < args.drop] = empty  # ~10% unconditional
         noise = torch.randn(x0.shape, generator=g).to(x0)
         t = torch.randint(0, n_timesteps, (args.batch,), generator=g).to(accelerator.device)

@@ -166,28 +166,42 @@ def generate_from_embeddings(sd, text_emb, uncond_emb=None, seed=0, **kw):
             for e in text_emb]
 
 
-def add_token(sd, token, vector):
+def add_token(sd, token, vector, *, replace=False):
     """Add `token` to the tokenizer and `vector` (D,) as a new row of the token table, in place.
 
     The same steps as diffusers' `load_textual_inversion`: resize the table, set the new row.
-    Afterwards plain prompts containing the token use it. Returns the new id.
+    Afterwards plain prompts containing the token use it. Returns the token's id.
+    replace=True makes the call safe to repeat (a notebook cell re-run in place): a token that an
+    earlier add_token added keeps its id and gets `vector` as its row, and nothing grows. A word of
+    the tokenizer's own vocabulary ("cat", "<|endoftext|>") is never replaced: SDLibError either
+    way. Taught in notebooks/03, sections 5 and 6.
     """
     check_sd(sd)
     if not isinstance(token, str) or not token.strip() or token != token.strip():
         raise SDLibError(f"token must be a new name without spaces at its ends, such as "
                          f"'<my-word>', got {token!r}.")
-    if token in sd.tokenizer.get_vocab():
-        raise SDLibError(f"token {token!r} is already in the tokenizer; choose another name, "
-                         "such as '<my-word>'.")
+    if not isinstance(replace, bool):
+        raise SDLibError(f"replace must be True or False, got {replace!r}.")
+    known = token in sd.tokenizer.get_vocab()
+    token_id = sd.tokenizer.convert_tokens_to_ids(token) if known else None
+    if known and token_id < sd.tokenizer.vocab_size:  # the base vocabulary, not an added token
+        raise SDLibError(f"token {token!r} is already in the tokenizer as one of its own words "
+                         f"(id {token_id}); add_token never overwrites those: choose another "
+                         "name, such as '<my-word>'.")
+    if known and not replace:
+        raise SDLibError(f"token {token!r} is already in the tokenizer (added earlier, id "
+                         f"{token_id}); pass replace=True to set its vector again, or choose "
+                         "another name.")
     check_width("vector", vector, sd.text_encoder, ndims=(1,))
-    sd.tokenizer.add_tokens(token)
-    try:  # the new row is overwritten below: skip transformers' mean+covariance initialisation
-        sd.text_encoder.resize_token_embeddings(len(sd.tokenizer), mean_resizing=False)
-    except TypeError:  # transformers < 4.46
-        sd.text_encoder.resize_token_embeddings(len(sd.tokenizer))
-    new = sd.text_encoder.get_input_embeddings().requires_grad_(False)
-    token_id = sd.tokenizer.convert_tokens_to_ids(token)
-    new.weight[token_id] = vector.to(new.weight)
+    if not known:
+        sd.tokenizer.add_tokens(token)
+        try:  # the new row is overwritten below: skip transformers' mean+covariance initialisation
+            sd.text_encoder.resize_token_embeddings(len(sd.tokenizer), mean_resizing=False)
+        except TypeError:  # transformers < 4.46
+            sd.text_encoder.resize_token_embeddings(len(sd.tokenizer))
+        token_id = sd.tokenizer.convert_tokens_to_ids(token)
+    table = sd.text_encoder.get_input_embeddings().requires_grad_(False)
+    table.weight[token_id] = vector.to(table.weight)
     return token_id
 
 
@@ -236,8 +250,11 @@ def load_embedding(path):
     return keys[0], vector, metadata
 
 
-def load_textual_inversion(sd, path, token=None):
-    """Load a learned embedding file into `sd` (tokenizer + token table); returns the token."""
+def load_textual_inversion(sd, path, token=None, *, replace=False):
+    """Load a learned embedding file into `sd` (tokenizer + token table); returns the token.
+
+    replace=True: loading the same token again (a re-run cell) sets its row again, see `add_token`.
+    """
     check_sd(sd)
     if token is not None and not isinstance(token, str):
         raise SDLibError(f"token must be None (the file's own) or a string, got "
@@ -248,7 +265,7 @@ def load_textual_inversion(sd, path, token=None):
         raise SDLibError(f"{Path(path).name} holds a vector of width {vector.shape[-1]} but this "
                          f"model's text encoder has width {_table(sd).shape[-1]}: it was learned "
                          "on another model.")
-    add_token(sd, token, vector)
+    add_token(sd, token, vector, replace=replace)
     return token
 
 

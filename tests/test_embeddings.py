@@ -98,6 +98,44 @@ def test_add_token_is_a_new_row_and_one_id(sd):
         E.add_token(mine, "<other>", vec[:3])
 
 
+def test_add_token_again_with_replace_sets_the_row_and_grows_nothing(sd):
+    mine = fork(sd)
+    red, blue = E.word_vector(sd, "red"), E.word_vector(sd, "blue")
+    n = len(sd.tokenizer)
+    new_id = E.add_token(mine, "<w>", red)
+    assert E.add_token(mine, "<w>", red, replace=True) == new_id  # a notebook cell run again
+    table = mine.text_encoder.get_input_embeddings().weight
+    assert len(mine.tokenizer) == n + 1 and table.shape[0] == n + 1
+    assert E.add_token(mine, "<w>", blue, replace=True) == new_id  # a new vector, the same row
+    table = mine.text_encoder.get_input_embeddings().weight
+    assert table.shape[0] == n + 1 and torch.equal(table[new_id], blue)
+    assert diff(sdlib.encode_text(mine, "a large <w> circle"),
+                sdlib.encode_text(sd, "a large blue circle")) < 1e-5
+    with pytest.raises(sdlib.SDLibError, match=r"already in the tokenizer \(added earlier.*replace=True"):
+        E.add_token(mine, "<w>", red)  # without replace=True a second add is still a mistake
+    before = table.clone()
+    for word in ("red</w>", "<|endoftext|>"):  # the tokenizer's own words: never overwritten
+        with pytest.raises(sdlib.SDLibError, match="one of its own words"):
+            E.add_token(mine, word, blue, replace=True)
+    with pytest.raises(sdlib.SDLibError, match="replace must be True or False"):
+        E.add_token(mine, "<w>", red, replace="yes")
+    assert torch.equal(mine.text_encoder.get_input_embeddings().weight, before)
+    assert len(mine.tokenizer) == n + 1
+
+
+def test_loading_the_same_file_twice_with_replace_is_one_token(sd, tmp_path):
+    vec = torch.randn(E.word_vector(sd, "red").shape, generator=torch.Generator().manual_seed(1))
+    path = E.save_embedding(tmp_path / "thing.safetensors", "<thing>", vec)
+    mine = fork(sd)
+    assert E.load_textual_inversion(mine, path) == "<thing>"
+    once = sdlib.encode_text(mine, "a small <thing> at the top")
+    assert E.load_textual_inversion(mine, path, replace=True) == "<thing>"
+    assert len(mine.tokenizer) == len(sd.tokenizer) + 1
+    assert torch.equal(sdlib.encode_text(mine, "a small <thing> at the top"), once)
+    with pytest.raises(sdlib.SDLibError, match="replace=True"):
+        E.load_textual_inversion(mine, path)
+
+
 def test_file_loads_into_diffusers_pipeline_identically(sd, tmp_path):
     vec = torch.randn(E.word_vector(sd, "red").shape, generator=torch.Generator().manual_seed(0))
     path = E.save_embedding(tmp_path / "learned_embeds.safetensors", "<thing>", vec, note="x")

@@ -25,7 +25,7 @@ from .images import load_image, to_pil
 from .load import check_sd
 from .schedule import (img2img_skip, loss_guidance_step, make_scheduler, num_train_timesteps,
                        predict_noise, predict_x0, sampler_sigma)
-from .text import encode_text
+from .text import check_width, encode_text
 
 OUTPUTS = ("pil", "tensor", "latents")
 
@@ -165,13 +165,9 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
     """Check every argument of `generate`; return the normalised ones (prompts, negatives,
     height, width, a fresh scheduler). Raises SDLibError naming the argument and what is allowed."""
     check_sd(sd)
-    width_d = sd.unet.config.cross_attention_dim
     for name, emb in (("text_emb", text_emb), ("uncond_emb", uncond_emb)):
-        if emb is not None and (not isinstance(emb, torch.Tensor) or emb.ndim != 3
-                                or emb.shape[-1] != width_d):
-            got = tuple(emb.shape) if isinstance(emb, torch.Tensor) else type(emb).__name__
-            raise SDLibError(f"{name} must be a tensor (B, 77, {width_d}) for this model's text "
-                             f"width {width_d}, got {got}.")
+        if emb is not None:
+            check_width(name, emb, sd.text_encoder)  # (B, 77, D)
     if text_emb is not None and prompt is None:
         prompt = [""] * len(text_emb)
     prompts = check_prompts("prompt", prompt)

@@ -23,6 +23,7 @@ from .errors import SDLibError
 from .checks import check_int, check_prompts
 from .load import check_sd, n_params
 from .schedule import add_noise_vp, alpha_bars, noise_from_output, prediction_type, x0_from_output
+from .text import check_width
 
 
 # ---------------------------------------------------------------- structure
@@ -124,11 +125,9 @@ def predict_once(sd, x0, t, text_emb, generator=None, noise=None):
 
 def check_text_emb(sd, text_emb, batch):
     """text_emb as (B, 77, D) on the model's device and dtype, or SDLibError naming the shape."""
-    width = sd.unet.config.cross_attention_dim
-    if not isinstance(text_emb, torch.Tensor) or text_emb.ndim != 3 or text_emb.shape[-1] != width \
-            or len(text_emb) not in (1, batch):
-        got = tuple(text_emb.shape) if isinstance(text_emb, torch.Tensor) else type(text_emb).__name__
-        raise SDLibError(f"text_emb must be a tensor ({batch}, 77, {width}) for this model, got {got}.")
+    check_width("text_emb", text_emb, sd.text_encoder)  # (1 or B, 77, D)
+    if len(text_emb) not in (1, batch):
+        raise SDLibError(f"text_emb must have 1 or {batch} rows (one per latent), got {len(text_emb)}.")
     return text_emb.to(sd.device, sd.dtype).expand(batch, -1, -1)
 
 

@@ -129,8 +129,8 @@ BAD_INPUTS = [  # (keyword arguments, what the one-line error must say)
     (dict(height=0), r"height must be a whole number >= 8, got 0"),
     (dict(width=100), r"width must be a multiple of 8 .* got 100; try 96"),
     (dict(callback=1), r"callback must be a function \(step, t, sigma, x_t, eps, x0_pred\)"),
-    (dict(text_emb="TEXT768"), r"text_emb must be a tensor \(B, 77, 64\) for this model's text width 64, got \(1, 77, 768\)"),
-    (dict(uncond_emb="UNCOND2D"), r"uncond_emb must be a tensor \(B, 77, 64\).*got \(77, 64\)"),
+    (dict(text_emb="TEXT768"), r"text_emb must be a float tensor of shape \(B, 77, 64\) \(64 = this text encoder's width\), got .*\(1, 77, 768\)"),
+    (dict(uncond_emb="UNCOND2D"), r"uncond_emb must be a float tensor of shape \(B, 77, 64\).*got .*\(77, 64\)"),
 ]
 
 

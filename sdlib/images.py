@@ -44,13 +44,16 @@ def _to_rgb(img):
         raise SDLibError(f"cannot convert an image of mode {img.mode!r} to RGB.") from None
 
 
-def _check_unit_range(name, x):
-    """Float values (tensor or array) must be [0, 1], up to RANGE_SLACK (then clamped)."""
+def check_unit_range(name, x):
+    """x (float tensor or array) as given, or SDLibError when its values follow another convention
+    ([-1, 1] or 0..255) than the [0, 1] every helper expects (up to RANGE_SLACK of rounding,
+    clamped later)."""
     lo, hi = float(x.min()), float(x.max())
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
         hint = ("; a VAE output in [-1, 1] converts with sdlib.images.from_vae_range" if lo < 0
                 else "; divide 0..255 values by 255")
         raise SDLibError(f"{name} must hold values in [0, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}.")
+    return x
 
 
 def _array_to_pil(name, a):
@@ -63,7 +66,7 @@ def _array_to_pil(name, a):
         raise SDLibError(f"{name} must be a uint8 array (0..255) or a float array in [0, 1], got "
                          f"dtype {a.dtype}; e.g. use arr.astype(np.uint8).")
     a = a.astype(np.float32)
-    _check_unit_range(name, a)
+    check_unit_range(name, a)
     return Image.fromarray((np.clip(a, 0, 1) * 255).round().astype(np.uint8))
 
 
@@ -178,7 +181,7 @@ def _check_tensor(name, x):
 
 def to_vae_range(x):
     """Images in [0, 1] -> [-1, 1], the range the VAE encodes (and decodes to)."""
-    _check_unit_range("x", _check_tensor("x", x).detach())
+    check_unit_range("x", _check_tensor("x", x).detach())
     return x * 2 - 1
 
 
@@ -195,7 +198,7 @@ def to_pil(x):
     if x.ndim == 3:
         x = x[None]
     x = x.detach().float()
-    _check_unit_range("x", x)
+    check_unit_range("x", x)
     arr = (x.clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255).round()  # (B, H, W, 3)
     return [Image.fromarray(a.astype(np.uint8)) for a in arr]
 

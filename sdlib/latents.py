@@ -9,9 +9,8 @@ import torch
 
 from .checks import check_int, check_number
 from .errors import SDLibError
-from .images import from_vae_range, to_tensor, to_vae_range
+from .images import check_unit_range, from_vae_range, to_tensor, to_vae_range
 from .load import check_sd
-from .metrics import check_unit_range
 
 RGB = 3  # colour channels of an image
 

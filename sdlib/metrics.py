@@ -15,20 +15,9 @@ import torch
 
 from .checks import check_number
 from .errors import SDLibError
-from .images import RANGE_SLACK, to_tensor
+from .images import check_unit_range, to_tensor
 
 BOX = ("left", "top", "right", "bottom")  # a region, in pixels, as PIL's Image.crop takes it
-
-
-def check_unit_range(name, x):
-    """x (an image tensor) as given, or SDLibError when its values follow another convention
-    ([-1, 1] or 0..255) than the [0, 1] every helper expects (a little rounding is let through)."""
-    lo, hi = float(x.detach().min()), float(x.detach().max())
-    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
-        hint = ("; convert a VAE output in [-1, 1] with sdlib.images.from_vae_range" if lo < 0
-                else "; divide 0..255 values by 255")
-        raise SDLibError(f"{name} must hold values in [0, 1], got values in [{lo:.3g}, {hi:.3g}]{hint}.")
-    return x
 
 
 def _pair(a, b):

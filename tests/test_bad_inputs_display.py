@@ -43,6 +43,9 @@ def x(sd, tmp_path_factory):
 # (function, call, the message it must give, exactly, from its start)
 CASES = [
     ("load_image", lambda sd, x: IM.load_image(42), f"image must be {IMAGE_KINDS}; got int."),
+    ("check_unit_range", lambda sd, x: IM.check_unit_range("x", torch.full((1, 3, 2, 2), -1.0)),
+     "x must hold values in [0, 1], got values in [-1, -1]; a VAE output in [-1, 1] converts with "
+     "sdlib.images.from_vae_range."),
     ("load_image", lambda sd, x: IM.load_image(x.img, size=0),
      "size must be None, a whole number of pixels >= 1, or (width, height), got 0."),
     ("load_image", lambda sd, x: IM.load_image(x.img, size=(64, "x")),
@@ -340,6 +343,15 @@ CASES = [
      "images must be a list of images or a uint8 batch (B, H, W, 3), got Image."),
     ("adherence", lambda sd, x: C.adherence([x.img], [x.scene], use_scene_background=1),
      "use_scene_background must be True or False, got 1."),
+    ("position_ok", lambda sd, x: C.position_ok(x.img, [x.scene]),
+     "images must be a list of images or a uint8 batch (B, H, W, 3), got Image."),
+    ("size_ok", lambda sd, x: C.size_ok([x.img], [x.scene]),
+     "image_pairs must be a list of (small, large) pairs, got list."),
+    ("two_objects_ok", lambda sd, x: C.two_objects_ok([x.img], []),
+     "images and scenes must have the same length (one scene per image), got 1 images and 0 scenes."),
+    ("in_named_part", lambda sd, x: C.in_named_part((0.1, 0.1), "leftish"), "position must be one of "),
+    ("in_named_part", lambda sd, x: C.in_named_part((0.1, 0.1), "middle", parts=2),
+     'position "middle" has no half; use parts=3.'),
     ("validate", lambda sd, x: C.validate(0), "n must be a whole number >= 1, got 0."),
     ("validate", lambda sd, x: C.validate(10, seed=-1), "seed must be a whole number >= 0, got -1."),
     ("validate", lambda sd, x: C.validate(10, size=16), "size must be a whole number >= 32, got 16."),

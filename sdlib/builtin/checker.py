@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import scenes as S
-from ..checks import check_int, check_number
+from ..checks import check_choice, check_int, check_number
 from ..errors import SDLibError
 from ..images import load_image
 from .shapes import SHAPES, shape_alpha, unit_area_centroid
@@ -276,8 +276,11 @@ def in_named_part(center, position, parts=3):
     """Is `center` (x, y as fractions of the image) in the part(s) a position names? "left" names
     the x axis only (x in the left third, y anywhere), "top left" both axes, "middle" the middle
     third of both. parts=2: halves instead of thirds (for sides and corners only)."""
+    check_choice("position", position, list(S.POSITIONS))
+    if parts not in (2, 3) or isinstance(parts, bool):
+        raise SDLibError(f"parts must be 2 (halves) or 3 (thirds), got {parts!r}.")
     if parts == 2 and position == "middle":
-        raise SDLibError('in_named_part: "middle" has no half; use parts=3.')
+        raise SDLibError('position "middle" has no half; use parts=3.')
     col, row = S.POSITIONS[position]  # (-1, 0) for "left"
     named = [(v, c) for v, c in zip(center, (col, row)) if c != 0] or list(zip(center, (0, 0)))
     return all(_part(v, parts) == c for v, c in named)

@@ -53,7 +53,7 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     s = check_generate_args(sd, **{k: v for k, v in locals().items() if k != "sd"})
     scheduler = s["scheduler"]
     g = torch.Generator("cpu").manual_seed(seed)  # CPU noise: the same image on every device
-    step_kwargs = {"generator": g} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    extra = step_kwargs(scheduler, g)
 
     # 1. Text: uncond (negative) and cond embeddings, both padded to 77 tokens. (B, 77, D) each
     text_emb, uncond_emb = text_embeddings(sd, s["prompts"], s["negatives"], text_emb, uncond_emb)
@@ -73,7 +73,7 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
             callback(step=i, t=t, sigma=sampler_sigma(scheduler, t), x_t=x_t,
                      eps=predict_noise(scheduler, x_t, output_t, t),
                      x0_pred=predict_x0(scheduler, x_t, output_t, t))
-        x_t = scheduler.step(output_t, t, x_t, **step_kwargs).prev_sample
+        x_t = scheduler.step(output_t, t, x_t, **extra).prev_sample
 
     return finish(sd, x_t, output, single=isinstance(prompt, str))
 
@@ -108,15 +108,28 @@ def initial_latents(sd, scheduler, num_steps, shape, generator, init_image=None,
     if init_image is None:
         noise = torch.randn(shape, generator=generator, dtype=sd.dtype).to(sd.device)
         return noise * scheduler.init_noise_sigma, timesteps  # (B, 4, h, w)
-    t_start, _ = img2img_skip(num_steps, strength)
-    timesteps = timesteps[t_start * scheduler.order:]
-    if hasattr(scheduler, "set_begin_index"):
-        scheduler.set_begin_index(t_start * scheduler.order)
+    timesteps = img2img_timesteps(scheduler, num_steps, strength)
     height, width = shape[-2] * sd.vae_scale, shape[-1] * sd.vae_scale
     image = [load_image(init_image, size=(width, height))] * shape[0]
     x0 = vae_helpers.encode(sd, image, sample=True, generator=generator)  # (B, 4, h, w)
     noise = torch.randn(shape, generator=generator, dtype=sd.dtype).to(sd.device)
     return scheduler.add_noise(x0, noise, timesteps[:1].repeat(shape[0])), timesteps
+
+
+def img2img_timesteps(scheduler, num_steps, strength):
+    """The timesteps img2img (and inpainting) run, after `set_timesteps(num_steps)`: the first
+    num_steps - int(num_steps * strength) are skipped (`schedule.img2img_skip`), and the scheduler
+    is told where it begins, as the pipelines' `get_timesteps` does."""
+    t_start, _ = img2img_skip(num_steps, strength)
+    first = t_start * scheduler.order  # second-order samplers (Heun) list each step twice
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(first)
+    return scheduler.timesteps[first:]
+
+
+def step_kwargs(scheduler, generator):
+    """{"generator": generator} for samplers that draw noise in `step` (DDPM, Euler a), else {}."""
+    return {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
 
 @torch.no_grad()

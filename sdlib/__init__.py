@@ -10,7 +10,7 @@ factory (dataset, training, evaluation) is the subpackage `sdlib.builtin`, reach
 """
 from . import images, latents, plot, schedule, text
 from . import animate, embeddings, explore_embeddings, explore_guidance, explore_latents  # noqa: F401
-from . import explore_noise, guidance, inpaint, metrics, unet_tools  # noqa: F401
+from . import explore_noise, finetune, guidance, inpaint, metrics, unet_tools  # noqa: F401
 from . import builtin  # noqa: F401  (its submodules load on first use)
 from .device import pick_device, pick_dtype
 from .errors import PromptTruncatedWarning, SDLibError

@@ -19,11 +19,11 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import latents as vae_helpers
-from .checks import check_int, check_number, check_prompts
+from .checks import check_callable, check_int, check_number, check_prompts
 from .errors import SDLibError
 from .load import check_sd
 from .sampler import generate
-from .schedule import add_noise_vp, alpha_bars, noise_from_output, prediction_type
+from .schedule import add_noise_vp, alpha_bars, num_train_timesteps, prediction_type
 from .text import (SIMILARITY_DIGITS, check_tokenizer, check_width, encode_embeddings_with_grad,
                    encode_text, nearest_tokens, position_embeddings, tokenize)
 from .unet_tools import check_text_emb
@@ -200,9 +200,15 @@ def add_token(sd, token, vector, *, replace=False):
         except TypeError:  # transformers < 4.46
             sd.text_encoder.resize_token_embeddings(len(sd.tokenizer))
         token_id = sd.tokenizer.convert_tokens_to_ids(token)
-    table = sd.text_encoder.get_input_embeddings().requires_grad_(False)
-    table.weight[token_id] = vector.to(table.weight)
+    _set_row(sd, token_id, vector)
     return token_id
+
+
+def _set_row(sd, token_id, vector):
+    """Row `token_id` of the (frozen) token table := vector (D,), in the table's dtype."""
+    table = sd.text_encoder.get_input_embeddings().requires_grad_(False)
+    with torch.no_grad():
+        table.weight[token_id] = vector.to(table.weight)
 
 
 def _check_path(path):
@@ -286,31 +292,64 @@ def _check_timesteps(sd, t, batch):
     return t
 
 
+def training_target(kind, x0, noise, alpha_bar):
+    """What the UNet is trained to output for x_t = sqrt(alpha_bar) x0 + sqrt(1 - alpha_bar) noise,
+    by `prediction_type` (the same targets as diffusers' training scripts):
+      epsilon:       noise                                  (DDPM, Ho et al. 2020, eq. 14)
+      v_prediction:  v = sqrt(alpha_bar) noise - sqrt(1 - alpha_bar) x0
+                     (Salimans & Ho 2022, sec. 4; diffusers' `scheduler.get_velocity`)
+      sample:        x0
+    alpha_bar: a number or a (B,) tensor. Shapes (B, 4, h, w). Taught in notebooks/07.
+    """
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        alpha_bar = torch.as_tensor(alpha_bar).to(x0).reshape(-1, 1, 1, 1)  # (B or 1, 1, 1, 1)
+        return alpha_bar**0.5 * noise - (1 - alpha_bar) ** 0.5 * x0
+    return x0
+
+
 def denoising_loss(sd, x0, text_emb, t, noise):
-    """Stable Diffusion's training loss: how well the UNet finds `noise` in x0 noised to t."""
+    """Stable Diffusion's training loss at chosen (t, noise): the one home of the formula that
+    textual inversion, DreamBooth-LoRA (`sdlib.finetune`) and `eval_loss` all minimise.
+
+    DDPM's simple loss (Ho et al. 2020, eq. 14), || target - UNet(x_t, t, text_emb) ||^2, with
+    x_t from the forward process (DDPM eq. 4) and the target the model's kind predicts
+    (`training_target`: the noise, or v for v-prediction models). Mean over every element, in fp32.
+    Taught in notebooks/03, section 6 and notebooks/07.
+    """
     check_sd(sd)
     vae_helpers.check_latents("x0", x0, sd.unet.config.in_channels)
-    text_emb = check_text_emb(sd, text_emb, len(x0))
-    t = _check_timesteps(sd, t, len(x0))
+    text_emb = check_text_emb(sd, text_emb, len(x0))  # (B, 77, D)
+    t = _check_timesteps(sd, t, len(x0))  # (B,)
     vae_helpers.check_latents("noise", noise, sd.unet.config.in_channels)
     if noise.shape != x0.shape:
         raise SDLibError(f"noise must have the shape of x0 {tuple(x0.shape)}, got "
                          f"{tuple(noise.shape)}.")
     alpha_bar = alpha_bars(sd.scheduler)[t]  # (B,)
     x_t = add_noise_vp(x0, noise, alpha_bar)  # (B, 4, h, w), DDPM eq. 4
-    output = sd.unet(x_t, t.to(sd.device), encoder_hidden_states=text_emb).sample
-    eps = noise_from_output(prediction_type(sd.scheduler), x_t, output, alpha_bar)  # v -> eps too
-    return F.mse_loss(eps.float(), noise.float())
+    output = sd.unet(x_t, t.to(sd.device), encoder_hidden_states=text_emb).sample  # (B, 4, h, w)
+    target = training_target(prediction_type(sd.scheduler), x0, noise, alpha_bar)  # (B, 4, h, w)
+    return F.mse_loss(output.float(), target.float())
 
 
-def _noise_batch(x0, n, g, steps):
-    """n random (image index, timestep, noise) draws from the CPU generator g."""
-    idx, t = (torch.randint(0, hi, (n,), generator=g) for hi in (len(x0), steps))
-    return idx, t, torch.randn((n, *x0.shape[1:]), generator=g).to(x0.device, x0.dtype)
+def draw_t_and_noise(sd, x0, generator):
+    """A training step's random (t, noise) for latents x0 (B, 4, h, w): t uniform in 0..T-1 (B,),
+    noise ~ N(0, I) shaped like x0, both drawn (in that order) from the CPU `generator`, so every
+    device draws the same numbers. Taught in notebooks/07."""
+    t = torch.randint(0, num_train_timesteps(sd.scheduler), (len(x0),), generator=generator)  # (B,)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)  # (B, 4, h, w)
+    return t, noise
+
+
+def _noise_batch(sd, x0, n, g):
+    """n random (image index, timestep, noise) draws from the CPU generator g: images first."""
+    idx = torch.randint(0, len(x0), (n,), generator=g)  # (n,)
+    return (idx, *draw_t_and_noise(sd, x0[idx], g))
 
 
 def _check_captions(sd, images, captions, word, word_name):
-    """(x0, prompts): the images' latents and one filled-in caption per image, all checked."""
+    """(x0, templates): the images' latents and one caption template per image, all checked."""
     captions = check_prompts("captions", captions)
     for k, c in enumerate(captions):
         if "{}" not in c:
@@ -321,35 +360,51 @@ def _check_captions(sd, images, captions, word, word_name):
     if len(captions) != len(x0):
         raise SDLibError(f"captions must hold one template per image: {len(x0)} images, got "
                          f"{len(captions)} captions.")
-    return x0, [c.format(word) for c in captions]
+    return x0, captions
 
 
-def learn_embedding(sd, images, captions, init_word, steps=40, lr=None, batch_size=4, seed=0):
-    """Textual inversion: one vector (D,), started at `init_word`'s, that lowers the denoising
-    loss on `images` when it stands in `captions` (templates with "{}" where the token goes).
+def learn_embedding(sd, images, captions, init_word, steps=40, lr=None, batch_size=4, seed=0,
+                    *, token=None, callback=None):
+    """Textual inversion (Gal et al. 2022): one vector (D,), started at `init_word`'s, that lowers
+    the denoising loss on `images` when it stands in `captions` (templates with "{}" where the
+    token goes).
 
-    The model is frozen; only the vector moves. The placeholder is `init_word` itself, swapped for
-    the vector in the input embeddings, so the tokenizer is left alone. lr (Adam): by default
-    scaled to the token table (`default_lr`), so it fits any model. Returns (vector, losses).
+    The model is frozen; only the vector moves (Adam, in fp32 whatever the model's dtype).
+    token=None: the placeholder is `init_word` itself, swapped for the vector in the input
+        embeddings, so the tokenizer is left alone (notebooks/03, section 6).
+    token="<name>": the new word is added (`add_token`, replace=True, so a re-run cell starts
+        again from `init_word`), stands in the captions, and its row of the token table is set to
+        the vector after every step; no other row ever changes (notebooks/07).
+    lr: by default scaled to the token table (`default_lr`), so it fits any model.
+    callback(step, loss): called after every step. Returns (vector, losses).
     """
     check_sd(sd)
     steps = check_int("steps", steps, lo=1)
     lr = default_lr(sd) if lr is None else check_number("lr", lr, lo=0, lo_open=True)
     batch_size = check_int("batch_size", batch_size, lo=1)
     seed = _check_seed(seed)
-    x0, prompts = _check_captions(sd, images, captions, init_word, "init_word")
-    vector = word_vector(sd, init_word).float().requires_grad_()
+    if callback is not None:
+        check_callable("callback", callback, "(step, loss)")
+    x0, templates = _check_captions(sd, images, captions, init_word, "init_word")  # (N, 4, h, w)
+    vector = word_vector(sd, init_word).float().requires_grad_()  # (D,): the only thing that learns
+    word = init_word if token is None else token
+    token_id = None if token is None else add_token(sd, token, vector.detach(), replace=True)
+    prompts = [c.format(word) for c in templates]
     opt = torch.optim.Adam([vector], lr=lr)
     g = torch.Generator("cpu").manual_seed(seed)
     losses = []
-    for _ in range(steps):
-        idx, t, noise = _noise_batch(x0, batch_size, g, sd.scheduler.config.num_train_timesteps)
-        text_emb = edit_embeddings(sd, [prompts[i] for i in idx], {init_word: vector})
+    for step in range(steps):
+        idx, t, noise = _noise_batch(sd, x0, batch_size, g)
+        text_emb = edit_embeddings(sd, [prompts[i] for i in idx], {word: vector})  # (B, 77, D)
         loss = denoising_loss(sd, x0[idx], text_emb, t, noise)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if token_id is not None:
+            _set_row(sd, token_id, vector.detach())
         losses.append(loss.item())
+        if callback is not None:
+            callback(step=step, loss=losses[-1])
     return vector.detach(), losses
 
 
@@ -363,10 +418,9 @@ def eval_loss(sd, images, captions, word, vector=None, n=32, seed=1234, batch_si
     n = check_int("n", n, lo=1)
     seed = _check_seed(seed)
     batch_size = check_int("batch_size", batch_size, lo=1)
-    x0, filled = _check_captions(sd, images, captions, word, "word")
-    idx, t, noise = _noise_batch(x0, n, torch.Generator("cpu").manual_seed(seed),
-                                 sd.scheduler.config.num_train_timesteps)
-    prompts = [filled[i] for i in idx]
+    x0, templates = _check_captions(sd, images, captions, word, "word")
+    idx, t, noise = _noise_batch(sd, x0, n, torch.Generator("cpu").manual_seed(seed))
+    prompts = [templates[i].format(word) for i in idx]
     total = 0.0
     for k in range(0, n, batch_size):  # in small batches: 512 px UNet calls need memory
         part = slice(k, k + batch_size)

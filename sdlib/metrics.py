@@ -11,6 +11,7 @@ from `sdlib.decode` and a PIL photo can be compared directly.
 import math
 import numbers
 
+import numpy as np
 import torch
 
 from .checks import check_number
@@ -98,3 +99,32 @@ def region_psnr(a, b, boxes):
         crop = (slice(None), slice(None), slice(top, bottom), slice(left, right))
         out[name] = psnr(a[crop][:1], b[crop][:1])
     return out
+
+
+def _region(region, a):
+    """A (H, W) bool mask matching images a (B, 3, H, W), as a CPU tensor."""
+    region = torch.as_tensor(np.asarray(region) if not isinstance(region, torch.Tensor) else region)
+    if region.dtype != torch.bool or tuple(region.shape) != tuple(a.shape[-2:]) or not region.any():
+        raise SDLibError(f"region must be a non-empty bool mask of shape {tuple(a.shape[-2:])} (the "
+                         f"images' height, width), got {region.dtype} {tuple(region.shape)}.")
+    return region.cpu()
+
+
+def psnr_in(a, b, region):
+    """PSNR (dB) of images a against b over the pixels where `region` (H, W, bool) is True: a list,
+    one value per image of a. The kept part of an inpainted picture, the rim of a hole: a number
+    for the part that matters. Taught in notebooks/06 (inpainting)."""
+    a, b = _pair(a, b)
+    region = _region(region, a)
+    a, b = a[..., region][..., None, :], b[..., region][..., None, :]  # (B, 3, 1, N): the region's pixels
+    return np.atleast_1d(np.asarray(psnr(a, b), dtype=float)).tolist()
+
+
+def edge_step(x, region):
+    """Mean |difference| (0..1 scale) between neighbouring pixels on the two sides of `region`'s
+    edge (H, W, bool), per image of x: how visible a seam is. Taught in notebooks/06."""
+    x, _ = _pair(x, x)
+    region = _region(region, x)
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(1)[:, region[:, 1:] != region[:, :-1]]  # across vertical edges
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(1)[:, region[1:] != region[:-1]]  # across horizontal edges
+    return torch.cat([dx, dy], 1).mean(1).tolist()

@@ -343,6 +343,8 @@ CASES = [
      "images must be a list of images or a uint8 batch (B, H, W, 3), got Image."),
     ("adherence", lambda sd, x: C.adherence([x.img], [x.scene], use_scene_background=1),
      "use_scene_background must be True or False, got 1."),
+    ("objects_in", lambda sd, x: C.objects_in(x.img, np.ones((3, 3), bool)),
+     "region must be a bool mask of shape "),
     ("position_ok", lambda sd, x: C.position_ok(x.img, [x.scene]),
      "images must be a list of images or a uint8 batch (B, H, W, 3), got Image."),
     ("size_ok", lambda sd, x: C.size_ok([x.img], [x.scene]),

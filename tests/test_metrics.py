@@ -72,3 +72,17 @@ def test_error_image_is_the_map_in_grey_rgb():
     img = metrics.error_image(a, b, gain=2)
     assert img.shape == (1, 3, 16, 16)
     assert torch.equal(img[:, 0], metrics.error_map(a, b, gain=2)) and torch.equal(img[:, 0], img[:, 2])
+
+
+def test_psnr_in_and_edge_step_measure_only_the_region():
+    a = torch.zeros(2, 3, 8, 8)
+    b = a.clone()
+    b[:, :, :, 4:] = 0.5  # differs only on the right half
+    left = torch.zeros(8, 8, dtype=torch.bool)
+    left[:, :4] = True
+    assert sdlib.metrics.psnr_in(b, a, left) == [float("inf")] * 2
+    assert abs(sdlib.metrics.psnr_in(b, a, ~left)[0] - 10 * math.log10(1 / 0.25)) < 1e-4
+    assert sdlib.metrics.edge_step(b, left) == [0.5, 0.5]  # the step across the edge
+    assert sdlib.metrics.edge_step(a, left) == [0.0, 0.0]
+    with pytest.raises(sdlib.SDLibError, match="region must be a non-empty bool mask of shape"):
+        sdlib.metrics.psnr_in(a, b, left[:4])

@@ -19,7 +19,7 @@ from sdlib.builtin import twins
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-READS_UNET_OUTPUT = ("00_", "02_", "04_", "05_")  # run on the v-prediction twin as well
+READS_UNET_OUTPUT = ("00_", "02_", "04_", "05_", "06_")  # run on the v-prediction twin as well
 sys.path.insert(0, str(ROOT / "tools"))
 from execute_notebooks import ENV  # noqa: E402  (the environment notebooks are executed in)
 

@@ -171,8 +171,9 @@ def inpaint(sd, image, mask, prompt, negative_prompt="", num_steps=50, guidance_
     prompt, negative_prompt, num_steps, guidance_scale, seed, scheduler, output: as `generate`.
     strength in (0, 1]: 1 starts the repainted part from pure noise; less starts it from the
         image noised to that level and runs only int(num_steps * strength) steps.
-    callback(step, t, x_t, x0_pred): after the prediction at every step, with the latents the
-        UNet saw at t (from step 1 on, the previous step's blend) and its x0 estimate.
+    callback(step=, t=, x_t=, x0_pred=): called by keyword, as `generate` calls its own, after
+        the prediction at every step, with the latents the UNet saw at t (from step 1 on, the
+        previous step's blend) and its x0 estimate.
     The kept part of the result is the decoded image latents, not the original pixels pasted
     back: the VAE round trip (and its reach across the mask edge) shows there, as in the pipeline.
     Taught in notebooks/06, section 3 (after the loop is written by hand).
@@ -198,7 +199,7 @@ def inpaint(sd, image, mask, prompt, negative_prompt="", num_steps=50, guidance_
     for i, t in enumerate(timesteps):
         output_t = guided_output(sd, scheduler, x_t, t, emb, guidance_scale)  # (B, 4, h, w)
         if callback is not None:
-            callback(i, t, x_t, predict_x0(scheduler, x_t, output_t, t))
+            callback(step=i, t=t, x_t=x_t, x0_pred=predict_x0(scheduler, x_t, output_t, t))
         x_t = scheduler.step(output_t, t, x_t, **extra).prev_sample  # x_t -> x_{t-1}
         t_next = timesteps[i + 1] if i + 1 < len(timesteps) else None
         x_t = blend(x_t, x0_known, noise, m, scheduler, t_next)

@@ -141,7 +141,7 @@ def test_kept_part_is_the_image_at_every_step_and_after(sd):
     seen = []
     kw = dict(num_steps=8, seed=3)
     final = I.inpaint(sd, picture(), square_mask(), PROMPT, output="latents",
-                      callback=lambda i, t, x_t, x0_pred: seen.append((t, x_t)), **kw)
+                      callback=lambda step, t, x_t, x0_pred: seen.append((t, x_t)), **kw)
     scheduler = sdlib.make_scheduler("ddim", sd.scheduler)
     g = torch.Generator("cpu").manual_seed(kw["seed"])
     _, timesteps, x0_known, noise = I.start_latents(sd, scheduler, 8, final.shape, g, picture())

@@ -259,13 +259,12 @@ def objects_in(image, region):
     """(colour, shape) of each judged object whose centre lies where `region` (H, W, bool) is True,
     largest first: what was drawn inside a mask (notebooks/06, inpainting)."""
     region = np.asarray(region)
-    found = judge(image)["objects"]
     h, w = _pixels(image).shape[:2]
     if region.dtype != bool or region.shape != (h, w):
         raise SDLibError(f"region must be a bool mask of shape {(h, w)} (the image's height, width), "
                          f"got {region.dtype} {region.shape}.")
     inside = lambda o: region[min(h - 1, int(o["center"][1] * h)), min(w - 1, int(o["center"][0] * w))]
-    return [(o["colour"], o["shape"]) for o in found if inside(o)]
+    return [(o["colour"], o["shape"]) for o in judge(image)["objects"] if inside(o)]
 
 
 # ---------------------------------------------------------------- the evaluation rows

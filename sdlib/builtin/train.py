@@ -89,10 +89,10 @@ def _vae_pictures(n, seed, size):
     return np.concatenate(parts)
 
 
-def _images(n, seed, crop=None, size=None):
-    """A batch of VAE training pictures in [-1, 1], (n, 3, size, size) (size: the model's), optionally
+def _images(n, seed, crop=None):
+    """A batch of VAE training pictures in [-1, 1], (n, 3, S, S) at the model's size S, optionally
     one random 8-aligned crop of side `crop` for the whole batch."""
-    x = to_vae_range(to_tensor(_vae_pictures(n, seed, size or model.IMAGE_SIZE)))  # (n, 3, S, S)
+    x = to_vae_range(to_tensor(_vae_pictures(n, seed, model.IMAGE_SIZE)))  # (n, 3, S, S)
     if crop:
         rng = np.random.default_rng(seed)
         cells = (x.shape[-1] - crop) // 8 + 1

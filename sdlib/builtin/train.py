@@ -14,6 +14,8 @@ import argparse
 import json
 import math
 import shutil
+import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -122,15 +124,46 @@ def train_decoder(args, accelerator):
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=args.lr)
     start = _resume(args.out, {"vae": vae}, opt)
+    images = _Ahead(partial(_decoder_images, args.batch, args.seed), start, args.workers)  # before CUDA
     vae, opt = accelerator.prepare(vae, opt)
 
     def loss_fn(step):
-        x = _images(args.batch, step_seed(args.seed, step, DECODER_OFFSET)).to(vae.device)
+        x = images(step).to(vae.device)
         with torch.no_grad():
             z = vae.encode(x).latent_dist.mean
         return _recon_loss(vae.decode(z).sample, x)
 
     return _loop(args, accelerator, start, {"vae": vae}, opt, loss_fn)
+
+
+def _decoder_images(batch, seed, step):
+    return _images(batch, step_seed(seed, step, DECODER_OFFSET))
+
+
+class _Ahead:
+    """fn(step) for steps start, start + 1, ... made ahead in `workers` other processes (at most
+    2 * workers waiting), so drawing pictures keeps up with a GPU. The batches are seeded by step:
+    the same as making them in this process. workers=0: made here, when asked."""
+
+    def __init__(self, fn, start, workers):
+        import collections
+        import multiprocessing as mp
+
+        self.fn, self.next, self.workers = fn, start, workers
+        self.queue = collections.deque()
+        if workers:
+            self.pool = mp.get_context("fork").Pool(workers, initializer=torch.set_num_threads, initargs=(1,))
+
+    def __call__(self, step):
+        if not self.workers:
+            return self.fn(step)
+        if self.queue and self.queue[0][0] != step:  # not the step expected: start again from it
+            self.queue.clear()
+            self.next = step
+        while len(self.queue) < 2 * self.workers:
+            self.queue.append((self.next, self.pool.apply_async(self.fn, (self.next,))))
+            self.next += 1
+        return self.queue.popleft()[1].get()
 
 
 def _vae_loss(vae, args, step):
@@ -169,9 +202,12 @@ def _loop(args, accelerator, start, models, opt, loss_fn, ema=None):
     log = open(Path(args.out) / "loss.csv", "a")
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, desc=args.stage,
                disable=not accelerator.is_main_process, mininterval=5)
-    avg = None
+    avg, clock = None, time.monotonic()
+    spent = clock - args.started  # making the data, loading
     for step in bar:
-        if args.until and step >= args.until:
+        if args.minutes and step == start + 50:  # warmed up: fit the run to the time left
+            _fit_to_budget(args, step, step - start, time.monotonic() - clock, spent, bar)
+        if (args.until and step >= args.until) or step >= args.steps:
             break
         torch.manual_seed(step_seed(args.seed, step))  # per-step randomness: resume is exact
         for group in opt.param_groups:
@@ -192,6 +228,18 @@ def _loop(args, accelerator, start, models, opt, loss_fn, ema=None):
             _checkpoint(args.out, step + 1, {**{k: accelerator.unwrap_model(m) for k, m in models.items()},
                                              **(ema.models if ema else {})}, opt)
     return models
+
+
+def _fit_to_budget(args, step, steps_done, seconds, spent, bar):
+    """--minutes: from the speed of the first steps, choose --steps so the whole command (its data,
+    the run's cosine decay) ends inside the budget; a GPU call of fixed length then returns finished
+    weights. The chosen count is printed: rerun with --steps N to repeat the run exactly."""
+    left = args.minutes * 60 - spent - seconds - 30  # 30 s for the last checkpoint
+    args.steps = max(step + 1, min(args.steps, args.until or args.steps,
+                                   step + int(left * steps_done / seconds)))
+    bar.total = args.steps
+    print(f"--minutes {args.minutes}: {steps_done / seconds:.2f} steps/s, running to step {args.steps}",
+          flush=True)
 
 
 def _weights(folder, part):
@@ -221,15 +269,16 @@ CAPTION_OFFSET = 3_333_333  # the extra wordings' own seeds (see SEED_STRIDE)
 
 
 @torch.no_grad()
-def encode_dataset(vae, n, seed, batch=64):
-    """Latents (unscaled means, (n, 4, h, w)) and token ids ((n, CAPTIONS_PER_SCENE, 77)) of n
-    training scenes, cached on disk by the caller. Each scene gets several captions: the latents
+def encode_dataset(vae, n, seed, batch=64, device="cpu"):
+    """Latents (unscaled means, (n, 4, h, w), on the CPU) and token ids ((n, CAPTIONS_PER_SCENE, 77))
+    of n training scenes, cached on disk by the caller. Each scene gets several captions: the latents
     are the expensive part, and a scene said in different words teaches the words, not the wording."""
     tok = clip_tokenizer()
+    vae = vae.to(device)
     zs, ids = [], []
     for k in range(0, n, batch):
         imgs, caps, scs = scenes.make_batch(min(batch, n - k), step_seed(seed, k), size=model.IMAGE_SIZE)
-        zs.append(vae.encode(to_vae_range(to_tensor(imgs))).latent_dist.mean)
+        zs.append(vae.encode(to_vae_range(to_tensor(imgs)).to(device)).latent_dist.mean.cpu())
         rng = np.random.default_rng(step_seed(seed, k, CAPTION_OFFSET))
         wordings = [caps] + [[scenes.caption(sc, rng) for sc in scs] for _ in range(CAPTIONS_PER_SCENE - 1)]
         ids.append(torch.stack([token_ids(tok, w) for w in wordings], 1))  # (batch, K, 77)
@@ -259,10 +308,10 @@ def train_unet(args, accelerator):
     cache = Path(args.out) / "latents.safetensors"
     if not cache.exists():
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        z, ids = encode_dataset(load_vae(args.vae), args.data, args.seed)
+        z, ids = encode_dataset(load_vae(args.vae), args.data, args.seed, device=accelerator.device)
         save_file({"z": z.contiguous(), "ids": ids.contiguous()}, cache)
     data = load_file(cache)
-    z, ids = data["z"], data["ids"]
+    z, ids = data["z"].to(accelerator.device), data["ids"]
     scale = float(1 / z.std())  # SD's scaling_factor: latents to unit variance
     empty = token_ids(clip_tokenizer(), [""])[0]  # (77,): BOS, EOS, padding; for CFG dropout
     torch.manual_seed(args.seed)
@@ -281,7 +330,7 @@ def train_unet(args, accelerator):
     def loss_fn(step):
         g = torch.Generator().manual_seed(step_seed(args.seed, step))
         idx = torch.randint(0, len(z), (args.batch,), generator=g)
-        x0 = (z[idx] * scale).to(accelerator.device)  # (B, 4, 8, 8)
+        x0 = z[idx.to(z.device)] * scale  # (B, 4, h, w)
         tok = ids[idx, torch.randint(0, ids.shape[1], (args.batch,), generator=g)]  # (B, 77): one wording
         tok[torch.rand(args.batch, generator=g) < args.drop] = empty  # ~10% unconditional
         noise = torch.randn(x0.shape, generator=g).to(x0)
@@ -337,9 +386,13 @@ def main(argv=None):
     ap.add_argument("--until", type=int, default=0, help="stop (with a checkpoint) at this step")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     ap.add_argument("--ema", type=float, default=0.999, help="unet: EMA decay (0: no EMA copy)")
+    ap.add_argument("--workers", type=int, default=0, help="decoder: processes drawing pictures ahead")
+    ap.add_argument("--minutes", type=float, default=0, help="fit --steps to this wall-clock"
+                    " budget (measured after 50 steps)")
     ap.add_argument("--init", default=None, help="unet: start from this exported model folder's"
                     " weights (when the run's checkpoints are lost)")
     args = ap.parse_args(argv)
+    args.started = time.monotonic()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.stage == "export":
@@ -350,6 +403,7 @@ def main(argv=None):
     args.out = args.out or f"runs/{args.stage}"
     Path(args.out).mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator()
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True  # GPU: TF32
     {"vae": train_vae, "decoder": train_decoder, "unet": train_unet}[args.stage](args, accelerator)
 
 

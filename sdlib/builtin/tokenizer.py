@@ -38,8 +38,19 @@ def bpe_merges_file():
 
 
 def clip_vocab_and_merges(bpe_path=None):
-    """Rebuild CLIP's vocabulary exactly as OpenAI's `SimpleTokenizer` does."""
-    lines = gzip.open(bpe_path or bpe_merges_file()).read().decode("utf-8").split("\n")
+    """Rebuild CLIP's vocabulary exactly as OpenAI's `SimpleTokenizer` does (where open_clip is
+    missing, as on a bare GPU machine: read back the built-in model's shipped tokenizer folder)."""
+    if bpe_path is None:
+        try:
+            bpe_path = bpe_merges_file()
+        except ImportError:
+            from .model import SHIPPED
+
+            shipped = SHIPPED / "tokenizer"
+            merges = (shipped / "merges.txt").read_text(encoding="utf-8").split("\n")[1:]
+            return (json.loads((shipped / "vocab.json").read_text(encoding="utf-8")),
+                    [tuple(m.split()) for m in merges if m])
+    lines = gzip.open(bpe_path).read().decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
     byte_chars = list(bytes_to_unicode().values())
     tokens = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m) for m in merges]

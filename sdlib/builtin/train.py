@@ -202,11 +202,12 @@ def _loop(args, accelerator, start, models, opt, loss_fn, ema=None):
     log = open(Path(args.out) / "loss.csv", "a")
     bar = tqdm(range(start, args.steps), initial=start, total=args.steps, desc=args.stage,
                disable=not accelerator.is_main_process, mininterval=5)
-    avg, clock = None, time.monotonic()
-    spent = clock - args.started  # making the data, loading
+    avg, clock = None, None
     for step in bar:
-        if args.minutes and step == start + 50:  # warmed up: fit the run to the time left
-            _fit_to_budget(args, step, step - start, time.monotonic() - clock, spent, bar)
+        if step == start + 50:  # warmed up: time the next 100 steps
+            clock = time.monotonic()
+        if args.minutes and step == start + 150:  # then fit the run to the time left
+            _fit_to_budget(args, step, 100 / (time.monotonic() - clock), bar)
         if (args.until and step >= args.until) or step >= args.steps:
             break
         torch.manual_seed(step_seed(args.seed, step))  # per-step randomness: resume is exact
@@ -230,16 +231,14 @@ def _loop(args, accelerator, start, models, opt, loss_fn, ema=None):
     return models
 
 
-def _fit_to_budget(args, step, steps_done, seconds, spent, bar):
+def _fit_to_budget(args, step, rate, bar):
     """--minutes: from the speed of the first steps, choose --steps so the whole command (its data,
     the run's cosine decay) ends inside the budget; a GPU call of fixed length then returns finished
     weights. The chosen count is printed: rerun with --steps N to repeat the run exactly."""
-    left = args.minutes * 60 - spent - seconds - 30  # 30 s for the last checkpoint
-    args.steps = max(step + 1, min(args.steps, args.until or args.steps,
-                                   step + int(left * steps_done / seconds)))
+    left = args.minutes * 60 - (time.monotonic() - args.started) - 30  # 30 s for the last checkpoint
+    args.steps = max(step + 1, min(args.steps, args.until or args.steps, step + int(left * rate)))
     bar.total = args.steps
-    print(f"--minutes {args.minutes}: {steps_done / seconds:.2f} steps/s, running to step {args.steps}",
-          flush=True)
+    print(f"--minutes {args.minutes}: {rate:.2f} steps/s, running to step {args.steps}", flush=True)
 
 
 def _weights(folder, part):

@@ -34,7 +34,7 @@ def _checkpoint(out, step, models, opt, extra=None):
     ck = Path(out) / f"step{step:07d}"
     ck.mkdir(parents=True, exist_ok=True)
     for name, m in models.items():
-        save_file({k: v.contiguous() for k, v in m.state_dict().items()}, ck / f"{name}.safetensors")
+        save_file({k: v.detach().cpu().contiguous() for k, v in m.state_dict().items()}, ck / f"{name}.safetensors")
     torch.save(opt.state_dict(), ck / "optimizer.pt")
     (ck / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
     for old in sorted(Path(out).glob("step*"))[:-2]:  # keep the last two
@@ -323,6 +323,8 @@ def train_unet(args, accelerator):
     ema = EMA({"unet": unet, "text_encoder": text}, args.ema) if args.ema else None
     start = _resume(args.out, {"unet": unet, "text_encoder": text, **(ema.models if ema else {})}, opt)
     unet, text, opt = accelerator.prepare(unet, text, opt)
+    for m in (ema.models.values() if ema else []):
+        m.to(accelerator.device)  # the EMA copies live beside the weights they follow
     alpha_bar = alpha_bars_from_betas(betas_from_config(model.SCHEDULER_CONFIG)).to(accelerator.device)
     n_timesteps = len(alpha_bar)  # T = 1000
 

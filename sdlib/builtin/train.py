@@ -268,7 +268,7 @@ CAPTION_OFFSET = 3_333_333  # the extra wordings' own seeds (see SEED_STRIDE)
 
 
 @torch.no_grad()
-def encode_dataset(vae, n, seed, batch=64, device="cpu"):
+def encode_dataset(vae, n, seed, batch=64, device="cpu", two_object_prob=scenes.TWO_OBJECT_PROB):
     """Latents (unscaled means, (n, 4, h, w), on the CPU) and token ids ((n, CAPTIONS_PER_SCENE, 77))
     of n training scenes, cached on disk by the caller. Each scene gets several captions: the latents
     are the expensive part, and a scene said in different words teaches the words, not the wording."""
@@ -276,7 +276,8 @@ def encode_dataset(vae, n, seed, batch=64, device="cpu"):
     vae = vae.to(device)
     zs, ids = [], []
     for k in range(0, n, batch):
-        imgs, caps, scs = scenes.make_batch(min(batch, n - k), step_seed(seed, k), size=model.IMAGE_SIZE)
+        imgs, caps, scs = scenes.make_batch(min(batch, n - k), step_seed(seed, k), size=model.IMAGE_SIZE,
+                                            two_object_prob=two_object_prob)
         zs.append(vae.encode(to_vae_range(to_tensor(imgs)).to(device)).latent_dist.mean.cpu())
         rng = np.random.default_rng(step_seed(seed, k, CAPTION_OFFSET))
         wordings = [caps] + [[scenes.caption(sc, rng) for sc in scs] for _ in range(CAPTIONS_PER_SCENE - 1)]
@@ -307,11 +308,14 @@ def train_unet(args, accelerator):
     cache = Path(args.out) / "latents.safetensors"
     if not cache.exists():
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        z, ids = encode_dataset(load_vae(args.vae), args.data, args.seed, device=accelerator.device)
+        z, ids = encode_dataset(load_vae(args.vae), args.data, args.seed, device=accelerator.device,
+                                two_object_prob=args.two_objects)
         save_file({"z": z.contiguous(), "ids": ids.contiguous()}, cache)
     data = load_file(cache)
     z, ids = data["z"].to(accelerator.device), data["ids"]
     scale = float(1 / z.std())  # SD's scaling_factor: latents to unit variance
+    if args.init:  # a restart or fine-tune keeps the scale its weights were trained with
+        scale = json.loads((Path(args.init) / "vae" / "config.json").read_text())["scaling_factor"]
     empty = token_ids(clip_tokenizer(), [""])[0]  # (77,): BOS, EOS, padding; for CFG dropout
     torch.manual_seed(args.seed)
     unet = UNet2DConditionModel(**model.UNET_CONFIG)
@@ -387,6 +391,8 @@ def main(argv=None):
     ap.add_argument("--until", type=int, default=0, help="stop (with a checkpoint) at this step")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     ap.add_argument("--ema", type=float, default=0.999, help="unet: EMA decay (0: no EMA copy)")
+    ap.add_argument("--two-objects", type=float, default=scenes.TWO_OBJECT_PROB,
+                    help="unet: share of two-object scenes in the training data (a fine-tune can raise it)")
     ap.add_argument("--workers", type=int, default=0, help="decoder: processes drawing pictures ahead")
     ap.add_argument("--minutes", type=float, default=0, help="fit --steps to this wall-clock"
                     " budget (measured after 50 steps)")

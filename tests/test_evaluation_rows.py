@@ -186,8 +186,12 @@ def test_card_shows_each_value_beside_its_goal(tmp_path):
     evaluate.write_card(tmp_path, res, 48, "recipe")
     card = (tmp_path / "README.md").read_text()
     assert "| measure | value | goal |" in card
-    assert "| vae_psnr_scenes_db | 30.12 |  |" in card
+    assert "| vae_psnr_scenes_db | 30.12 | >= 32 |" in card
     assert "| cfg7.5_colour_acc | 100.0 % | 100 % |" in card
     assert "| cfg7.5_side_acc | 93.8 % | >= 90 % |" in card
     assert "| cfg1.0_side_acc | 50.0 % | clearly below CFG 7.5 |" in card
-    assert evaluate.goals_met(res) == {"cfg7.5_colour_acc": True, "cfg7.5_side_acc": True}
+    assert evaluate.goals_met(res) == {"cfg7.5_colour_acc": True, "cfg7.5_side_acc": True,
+                                       "vae_psnr_scenes_db": False}
+    assert evaluate.goals_met({"size_mb": 61, "seconds_per_25_step_image": 1.5}) == {
+        "size_mb": False, "seconds_per_25_step_image": True}
+    assert evaluate.goal_text("size_mb") == "<= 60"

@@ -351,8 +351,9 @@ def train_unet(args, accelerator):
 
 def export(vae_run, unet_run, folder, dtype=torch.float16):
     """Write the trained parts as a diffusers SD folder (safetensors), ready for from_pretrained.
-    Weights are stored in float16 (half the size; `load_sd` gives float32 on a CPU), the UNet and
-    text encoder from the EMA copy when the run kept one."""
+    The UNet and VAE are stored in float16 (half the size; `load_sd` gives float32 on a CPU), the
+    text encoder in float32 (see below); the UNet and text encoder from the EMA copy when the run
+    kept one."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.utils import logging
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -368,7 +369,10 @@ def export(vae_run, unet_run, folder, dtype=torch.float16):
              "text_encoder": (CLIPTextModel(CLIPTextConfig(**model.TEXT_CONFIG)), unet_run)}
     for part, (module, run) in parts.items():
         module.load_state_dict(_weights(run, part))
-        module.to(dtype).save_pretrained(folder / part, safe_serialization=True)
+        # transformers loads a model in the dtype it was saved in (diffusers in float32), so the
+        # text encoder stays float32 for StableDiffusionPipeline.from_pretrained to run on a CPU
+        module.to(torch.float32 if part == "text_encoder" else dtype).save_pretrained(
+            folder / part, safe_serialization=True)
     return folder
 
 

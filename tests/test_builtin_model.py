@@ -43,25 +43,10 @@ def test_position_and_size_words_are_followed(sd):
 
 
 def test_guidance_improves_two_object_prompts(sd):
-    """Two objects, each on its side: the row where guidance matters most (measured on 48:
-    66.7 % at 7.5, 43.8 % at 1.0; what notebook 05 shows)."""
-    strong = evaluate.row_accuracy(sd, "two_object", 7.5, n=16)["acc"]
-    weak = evaluate.row_accuracy(sd, "two_object", 1.0, n=16)["acc"]
-    assert strong >= 0.45
-    assert strong > weak
-
-
-def test_works_with_diffusers_pipelines_directly(sd):
-    """The folder is a plain SD folder: diffusers' own pipelines load it and draw the prompt."""
-    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(builtin.SHIPPED, safety_checker=None)
-    pipe.set_progress_bar_config(disable=True)
-    image = pipe("a large red circle", num_inference_steps=20,
-                 generator=torch.Generator().manual_seed(0)).images[0]
-    assert sdlib.builtin.checker.judge(image)["colour"] == "red"
-    img2img = StableDiffusionImg2ImgPipeline(**pipe.components)
-    img2img.set_progress_bar_config(disable=True)
-    out = img2img("a large blue circle", image=image, strength=0.7, num_inference_steps=20,
-                  generator=torch.Generator().manual_seed(0)).images[0]
-    assert sdlib.builtin.checker.judge(out)["colour"] == "blue"
+    """Two objects, each on its side: the row where guidance matters most (what notebook 05 shows).
+    All 48 prompts of the card: on the first 24 the two scales happen to tie (58 % each), over 48
+    guidance wins by 23 points (66.7 % at 7.5, 43.8 % at 1.0)."""
+    strong = evaluate.row_accuracy(sd, "two_object", 7.5, n=48)["acc"]
+    weak = evaluate.row_accuracy(sd, "two_object", 1.0, n=48)["acc"]
+    assert strong >= 0.55
+    assert strong >= weak + 0.1

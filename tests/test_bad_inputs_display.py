@@ -34,7 +34,7 @@ def x(sd, tmp_path_factory):
     fig, ax = plt.subplots()
     yield SimpleNamespace(
         img=Image.new("RGB", (16, 16), (200, 40, 0)), small=Image.new("RGB", (8, 8)),
-        z=sdlib.encode(sd, Image.new("RGB", (sd.image_size, sd.image_size))),  # (1, 4, h, w)
+        z=sdlib.encode(sd, Image.new("RGB", (64, 64))),  # (1, 4, 8, 8) on any model
         fig=fig, ax=ax, scene=S.make_scene("red", "circle"),
         file=tmp_path_factory.mktemp("f") / "a_file")
     plt.close(fig)

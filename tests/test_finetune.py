@@ -53,7 +53,7 @@ def lora(mine):
 
 @pytest.fixture(scope="module")
 def pictures(sd):
-    return concept.concept_images(sd.image_size, n=4)  # 4 purple triangles, 4 caption templates
+    return concept.concept_images(64, n=4)  # 4 purple triangles at 64 px (the mechanics, cheaply), 4 captions
 
 
 def first_batch(sd, x0, batch_size, seed):
@@ -196,7 +196,7 @@ def test_lora_save_then_load_gives_identical_images(lora, sd, pictures, tmp_path
     assert not torch.equal(trained, sdlib.generate(sd, PROMPT, **kw))  # the LoRA changed it
     path = FT.save_lora(lora, tmp_path / "lora")
     assert path.name == "pytorch_lora_weights.safetensors"
-    assert 4 * n < path.stat().st_size < 4 * n + 20_000  # n fp32 numbers, names and metadata
+    assert 4 * n < path.stat().st_size < 4 * n + 40_000  # n fp32 numbers, names and metadata
     FT.remove_lora(lora)
     FT.load_lora(lora, tmp_path / "lora")
     assert torch.equal(sdlib.generate(lora, PROMPT, **kw), trained)

@@ -313,9 +313,10 @@ def train_unet(args, accelerator):
         save_file({"z": z.contiguous(), "ids": ids.contiguous()}, cache)
     data = load_file(cache)
     z, ids = data["z"].to(accelerator.device), data["ids"]
-    scale = float(1 / z.std())  # SD's scaling_factor: latents to unit variance
     if args.init:  # a restart or fine-tune keeps the scale its weights were trained with
         scale = json.loads((Path(args.init) / "vae" / "config.json").read_text())["scaling_factor"]
+    else:
+        scale = float(1 / z.std())  # SD's scaling_factor: latents to unit variance
     empty = token_ids(clip_tokenizer(), [""])[0]  # (77,): BOS, EOS, padding; for CFG dropout
     torch.manual_seed(args.seed)
     unet = UNet2DConditionModel(**model.UNET_CONFIG)
@@ -399,7 +400,7 @@ def main(argv=None):
                     help="unet: share of two-object scenes in the training data (a fine-tune can raise it)")
     ap.add_argument("--workers", type=int, default=0, help="decoder: processes drawing pictures ahead")
     ap.add_argument("--minutes", type=float, default=0, help="fit --steps to this wall-clock"
-                    " budget (measured after 50 steps)")
+                    " budget (speed timed over steps 50-150)")
     ap.add_argument("--init", default=None, help="unet: start from this exported model folder's"
                     " weights (when the run's checkpoints are lost)")
     args = ap.parse_args(argv)

@@ -3,9 +3,11 @@
 Colab/Kaggle learners run the course on SD v1.4 (and may pick SD 2.1); their path can never be
 downloaded here, so each notebook is executed on twins (`sdlib.builtin.twins`): SD v1.4's configs
 (PNDM, CLIP ViT-L/14 text encoder, 768 wide) and, for the notebooks that read the UNet's output,
-SD 2.1's (DDIM, v-prediction, OpenCLIP-H 1024 wide, pad "!"). The twins are narrow and run at 64 px
-(8 x 8 latents) so that a CPU gets through; outputs are not compared (random weights draw noise),
-but every cell must run, and the settings cell must pick the real-SD branch.
+SD 2.1's (DDIM, v-prediction, OpenCLIP-H 1024 wide, pad "!"). The twins are narrow, run at 64 px
+(8 x 8 latents) and have 2 text-encoder layers (of 12 and 23; the width, heads and vocabulary are
+real SD's) so that a CPU gets through, and notebook 07 trains 2 steps (SDLIB_TRAIN_STEPS); outputs
+are not compared (random weights draw noise), but every cell must run, and the settings cell must
+pick the real-SD branch.
 """
 import os
 import subprocess
@@ -20,6 +22,9 @@ from sdlib.builtin import twins
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 READS_UNET_OUTPUT = ("00_", "02_", "04_", "05_", "06_")  # run on the v-prediction twin as well
+# (07's v-prediction training target is tested in tests/test_finetune.py)
+TEXT_LAYERS = 2  # text-encoder depth of the twins here (tests/test_twins.py checks the real depths)
+QUICK = {"SDLIB_TRAIN_STEPS": "2"}  # notebook 07's training runs: every cell, two steps
 sys.path.insert(0, str(ROOT / "tools"))
 from execute_notebooks import ENV  # noqa: E402  (the environment notebooks are executed in)
 
@@ -27,7 +32,8 @@ from execute_notebooks import ENV  # noqa: E402  (the environment notebooks are 
 @pytest.fixture(scope="module")
 def twin_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("twins")
-    return {name: twins.build_twin(name, root / name, sample_size=8) for name in ("sd-v1-4", "sd-2-1")}
+    return {name: twins.build_twin(name, root / name, sample_size=8, text_layers=TEXT_LAYERS)
+            for name in ("sd-v1-4", "sd-2-1")}
 
 
 CASES = [("sd-v1-4", nb) for nb in NOTEBOOKS] + \
@@ -48,7 +54,7 @@ RUN = ("import sys, nbformat; from nbclient import NotebookClient; "
 
 @pytest.mark.parametrize("twin,notebook", CASES, ids=[f"{t}-{nb.name[:2]}" for t, nb in CASES])
 def test_notebook_runs_on_twin(twin_folders, twin, notebook, tmp_path):
-    env = {**os.environ, **ENV, "SDLIB_MODEL": str(twin_folders[twin])}
+    env = {**os.environ, **ENV, **QUICK, "SDLIB_MODEL": str(twin_folders[twin])}
     src, out = tmp_path / f"in_{notebook.name}", tmp_path / notebook.name
     nb = nbformat.read(notebook, as_version=4)
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and "explorer(" in c.source)]

@@ -145,8 +145,9 @@ def _pixel_scale(width):
     return max(1.0, width / REFERENCE_SIZE)
 
 
-def _judge_blob(img, blob, dist, nearest, size):
-    """Colour, shape, size and position of one connected blob of object pixels."""
+def _judge_blob(img, blob, dist, nearest, size, colours):
+    """Colour (the nearest name in `colours`), shape, size and position of one connected blob of
+    object pixels."""
     h, w = dist.shape
     d_blob = dist[blob]
     core = blob & (dist >= 0.8 * np.percentile(d_blob, 90))
@@ -166,7 +167,7 @@ def _judge_blob(img, blob, dist, nearest, size):
         tmpl = shape_alpha(shape, (cx - ux * extent, cy - uy * extent), extent, size)
         scores[shape] = float(np.minimum(alpha, tmpl).sum() / np.maximum(alpha, tmpl).sum())
     shape = max(scores, key=scores.get)
-    colour, colour_distance = _nearest_name(fg, S.COLOURS)
+    colour, colour_distance = _nearest_name(fg, colours)
     hard_y, hard_x = np.nonzero(alpha >= 0.5)
     if len(hard_x) == 0:
         hard_y, hard_x = np.nonzero(blob)
@@ -182,7 +183,7 @@ def _judge_blob(img, blob, dist, nearest, size):
                 area=area, center=(bx, by), scores=scores)
 
 
-def judge(image, scene_or_background=None, max_objects=4):
+def judge(image, scene_or_background=None, max_objects=4, colours=None):
     """Judge one image (PIL, uint8 array, path or (3, H, W) tensor in [0, 1]).
 
     scene_or_background: a Scene/Background/RGB/colour name whose colours are the background, or
@@ -190,9 +191,13 @@ def judge(image, scene_or_background=None, max_objects=4):
     the one asked for). Returns the largest object's colour, shape, size, position (None where
     nothing or nothing recognisable was found), the background's nearest colour name, and
     `objects`: the same for every blob, largest first.
+    colours: the {name: (r, g, b)} table that colours are named from; None: the dataset's
+    (`scenes.COLOURS`). A colour the model never learnt is judged by adding it, e.g.
+    `dict(scenes.COLOURS, pink=(240, 110, 190))` (notebooks/07).
     """
     img = _pixels(image)  # (H, W, 3)
     max_objects = check_int("max_objects", max_objects, lo=1)
+    colours = _check_colours(colours)
     h, w, _ = img.shape
     segments = _segments(scene_or_background, img)
     dist, nearest = _nearest_background(img.reshape(-1, 3), segments)
@@ -202,12 +207,43 @@ def judge(image, scene_or_background=None, max_objects=4):
     min_area = MIN_AREA * _pixel_scale(w) ** 2
     keep = [i + 1 for i in np.argsort(-areas)
             if min_area <= areas[i] <= MAX_AREA_FRAC * h * w][:max_objects]
-    objects = [_judge_blob(img, labels == i, dist, nearest, w) for i in keep]
+    objects = [_judge_blob(img, labels == i, dist, nearest, w, colours) for i in keep]
     border = np.median(_border(img), axis=0)
     result = dict(objects[0] if objects else EMPTY)
     result.update(background=_nearest_name(border, S.BACKGROUND_COLOURS)[0], objects=objects,
                   n_objects=len(objects))
     return result
+
+
+def _check_colours(colours):
+    """None -> scenes.COLOURS; else a non-empty {name: (r, g, b)} with channels in 0..255."""
+    if colours is None:
+        return S.COLOURS
+    ok = isinstance(colours, dict) and colours and all(
+        isinstance(k, str) and isinstance(v, (tuple, list)) and len(v) == 3
+        and all(isinstance(c, (int, float)) and 0 <= c <= 255 for c in v) for k, v in colours.items())
+    if not ok:
+        raise SDLibError(f"colours must be a dict of colour names to (r, g, b) in 0..255, such as "
+                         f"dict(scenes.COLOURS, pink=(240, 110, 190)), got {colours!r:.80}.")
+    return colours
+
+
+def share_of(images, colour=None, shape=None, colours=None):
+    """The share of images whose largest object has this colour and/or shape (judged with
+    `colours`, see `judge`): the success rate of a learned concept (notebooks/07). At least one of
+    colour and shape must be given."""
+    if colour is None and shape is None:
+        raise SDLibError("share_of needs a colour, a shape or both to look for, got neither.")
+    if shape is not None:
+        check_choice("shape", shape, SHAPES)
+    colours = _check_colours(colours)
+    if colour is not None:
+        check_choice("colour", colour, tuple(colours))
+    if not isinstance(images, (list, tuple)) or not images:
+        raise SDLibError(f"images must be a non-empty list of images, got {type(images).__name__}.")
+    hits = [(colour is None or v["colour"] == colour) and (shape is None or v["shape"] == shape)
+            for v in (judge(im, colours=colours) for im in images)]
+    return sum(hits) / len(hits)
 
 
 def _match(verdict, scene):

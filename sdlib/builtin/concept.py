@@ -1,4 +1,4 @@
-"""The course's concept for textual inversion: `<purple-triangle>`, learned on the built-in model.
+"""The course's concepts: `<purple-triangle>` (notebook 03) and a colour the model never saw (07).
 
 Purple triangles are a colour+shape pair the built-in model never saw in training
 (`scenes.HELD_OUT`), so a learned word for them is a fair test of textual inversion (taught in
@@ -6,6 +6,12 @@ notebooks/03_text_embeddings). The learning itself is `sdlib.embeddings.learn_em
 module only makes the pictures, fingerprints the model, and keeps the shipped file current:
 
     python -m sdlib.builtin.concept       # regenerate sdlib/data/purple_triangle_embedding.safetensors
+
+Notebook 07 teaches the model something plain words cannot ask for: pink (`NEW_COLOUR`), a colour
+outside the dataset's palette (`scenes.COLOURS`), so "a pink circle" draws red, orange, yellow or
+green circles (0 of 16 pink, measured). `new_colour_images` draws the examples; `COLOURS_AND_NEW`
+is the palette the judge names colours from once pink is a candidate. On real SD the notebook
+learns a cat photo instead (`photo_concept_images`), as real SD can already draw pink.
 """
 import hashlib
 import json
@@ -32,6 +38,54 @@ def concept_images(size=64, n=8):
         where = scenes.POSITION_WORDS[place][0]
         captions.append(f"a {size_name} {{}} {where} on a {bg} background")
     return images, captions
+
+
+NEW_COLOUR = dict(name="pink", rgb=(240, 110, 190), shape="circle")  # outside scenes.COLOURS:
+# at least 100 from every palette colour in RGB (purple 119, white 153, orange 171), so the judge
+# never confuses it with one, and a colour the text space can reach between red, purple and white
+COLOURS_AND_NEW = dict(scenes.COLOURS, **{NEW_COLOUR["name"]: NEW_COLOUR["rgb"]})
+_PLACES = ("left", "right", "top", "bottom", "middle", "top left", "bottom right", "top right",
+           "bottom left", "middle", "left", "right")
+_BACKGROUNDS = ("white", "grey", "white", "black")  # each at least 100 from pink (scenes.MIN_CONTRAST)
+
+
+def new_colour_images(size=128, n=12):
+    """n pictures of the new colour (`NEW_COLOUR`: pink circles) in the three sizes, twelve places
+    and four backgrounds, cycling; and a caption template for each with "{}" where the colour word
+    goes ("a small {} circle on the left on a white background"). Taught in notebooks/07."""
+    images, captions = [], []
+    for i in range(n):
+        size_name, place = list(scenes.SIZES)[i % 3], _PLACES[i % len(_PLACES)]
+        bg = _BACKGROUNDS[i % len(_BACKGROUNDS)]
+        obj = scenes.make_obj("red", NEW_COLOUR["shape"], size_name, place)  # canonical place, size
+        obj = scenes.Obj(obj.shape, NEW_COLOUR["name"], size_name, place, NEW_COLOUR["rgb"],
+                         obj.center, obj.extent)
+        background = scenes.Background("solid", bg, (scenes.BACKGROUND_COLOURS[bg],))
+        images.append(scenes.render(scenes.Scene((obj,), background), size))
+        where = scenes.POSITION_WORDS[place][0]
+        captions.append(f"{scenes.with_article(size_name)} {{}} {NEW_COLOUR['shape']} {where} "
+                        f"on a {bg} background")
+    return images, captions
+
+
+def photo_concept_images(size=512, n=8, seed=0):
+    """n square crops (60-100 % of the short side, half of them mirrored) of scikit-image's cat
+    photo `chelsea`, resized to size: the concept notebook 07 teaches real Stable Diffusion, with
+    the caption template "a photo of {}" for each. Nothing is downloaded."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    photo = data.chelsea()  # uint8 (300, 451, 3), ships with scikit-image
+    rng = np.random.default_rng(seed)
+    h, w = photo.shape[:2]
+    images = []
+    for i in range(n):
+        side = int(min(h, w) * rng.uniform(0.6, 1.0))
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        crop = Image.fromarray(photo[y:y + side, x:x + side]).resize((size, size), Image.LANCZOS)
+        images.append(crop.transpose(Image.FLIP_LEFT_RIGHT) if i % 2 else crop)
+    return images, ["a photo of {}"] * n
 
 
 def model_fingerprint(sd):

@@ -70,10 +70,12 @@ def _narrowed(widths, factor):
     return [max(32, c // factor // 32 * 32) for c in widths]
 
 
-def twin_configs(name, narrow=10, vae_narrow=4, sample_size=None):
+def twin_configs(name, narrow=10, vae_narrow=4, sample_size=None, text_layers=None):
     """The configs of twin `name`: the real ones, with the UNet's widths / narrow (320 -> 32) and
-    the VAE's / vae_narrow (128 -> 32), and optionally a smaller sample_size (the latent side) for
-    quick runs. Returns a dict."""
+    the VAE's / vae_narrow (128 -> 32), and optionally, for quick runs, a smaller sample_size (the
+    latent side) and fewer text_layers (the text encoder keeps its width, heads and vocabulary,
+    so every shape stays real SD's; the depth is only how often the same layer repeats).
+    Returns a dict."""
     if name not in TWINS:
         from ..errors import SDLibError
 
@@ -83,18 +85,21 @@ def twin_configs(name, narrow=10, vae_narrow=4, sample_size=None):
     vae = dict(real["vae"], block_out_channels=_narrowed(real["vae"]["block_out_channels"], vae_narrow))
     if sample_size:
         unet["sample_size"], vae["sample_size"] = sample_size, sample_size * 8
-    return dict(real, unet=unet, vae=vae)
+    text = dict(real["text"], num_hidden_layers=text_layers) if text_layers else real["text"]
+    return dict(real, unet=unet, vae=vae, text=text)
 
 
-def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, fp16_variants=False):
+def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, fp16_variants=False,
+               text_layers=None):
     """Write twin `name` as a diffusers SD folder (safetensors), the same layout as the hub's:
     model_index.json (with its safety checker and feature extractor entries), scheduler,
     tokenizer, text_encoder, unet, vae, feature_extractor and a stand-in safety_checker.
-    fp16_variants: also write `*.fp16.safetensors` beside the weights, as the hub folders have."""
+    fp16_variants: also write `*.fp16.safetensors` beside the weights, as the hub folders have.
+    text_layers: a shallower text encoder (see `twin_configs`), for the notebook runs in CI."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    cfg = twin_configs(name, narrow, vae_narrow, sample_size)
+    cfg = twin_configs(name, narrow, vae_narrow, sample_size, text_layers)
     folder = Path(folder)
     tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
     parts = {}

@@ -1,8 +1,5 @@
 """Notebook 07's concepts and how they are judged: pink, a colour outside the palette, and a cat photo."""
 import numpy as np
-import pytest
-
-from sdlib import SDLibError
 from sdlib.builtin import checker as C
 from sdlib.builtin import concept, twins
 from sdlib.builtin import scenes as S
@@ -34,30 +31,10 @@ def test_share_of_counts_colour_and_shape_separately():
     assert C.share_of(pictures, colour="red", shape="square") == 0.25
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(), "needs a colour, a shape or both"),
-    (dict(colour="pink"), "colour must be one of"),
-    (dict(shape="heart"), "shape must be one of"),
-    (dict(colour="red", colours={"red": (300, 0, 0)}), "colours must be a dict"),
-    (dict(colour="red", colours={}), "colours must be a dict"),
-    (dict(colour="red", colours=[(1, 2, 3)]), "colours must be a dict"),
-])
-def test_share_of_bad_inputs_are_one_line(kw, match):
-    with pytest.raises(SDLibError, match=match):
-        C.share_of([S.render(S.make_scene("red", "circle"), 64)], **kw)
-
-
-def test_share_of_needs_images():
-    with pytest.raises(SDLibError, match="images must be a non-empty list"):
-        C.share_of([], colour="red")
-
-
 def test_judge_names_colours_from_the_given_table():
     image = S.render(S.make_scene("red", "circle"), 64)
     assert C.judge(image)["colour"] == "red"
     assert C.judge(image, colours={"crimson": (215, 30, 30), "navy": (0, 0, 128)})["colour"] == "crimson"
-    with pytest.raises(SDLibError, match="colours must be a dict"):
-        C.judge(image, colours={"red": "215,30,30"})
 
 
 def test_the_photo_concept_is_crops_of_the_cat():

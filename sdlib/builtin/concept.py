@@ -13,6 +13,7 @@ green circles (0 of 16 pink, measured). `new_colour_images` draws the examples; 
 is the palette the judge names colours from once pink is a candidate. On real SD the notebook
 learns a cat photo instead (`photo_concept_images`), as real SD can already draw pink.
 """
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -57,11 +58,9 @@ def new_colour_images(size=128, n=12):
     for i in range(n):
         size_name, place = list(scenes.SIZES)[i % 3], _PLACES[i % len(_PLACES)]
         bg = _BACKGROUNDS[i % len(_BACKGROUNDS)]
-        obj = scenes.make_obj("red", NEW_COLOUR["shape"], size_name, place)  # canonical place, size
-        obj = scenes.Obj(obj.shape, NEW_COLOUR["name"], size_name, place, NEW_COLOUR["rgb"],
-                         obj.center, obj.extent)
-        background = scenes.Background("solid", bg, (scenes.BACKGROUND_COLOURS[bg],))
-        images.append(scenes.render(scenes.Scene((obj,), background), size))
+        scene = scenes.make_scene("red", NEW_COLOUR["shape"], size_name, place, bg)  # then repainted
+        pink = dataclasses.replace(scene.main, colour=NEW_COLOUR["name"], rgb=NEW_COLOUR["rgb"])
+        images.append(scenes.render(dataclasses.replace(scene, objects=(pink,)), size))
         where = scenes.POSITION_WORDS[place][0]
         captions.append(f"{scenes.with_article(size_name)} {{}} {NEW_COLOUR['shape']} {where} "
                         f"on a {bg} background")

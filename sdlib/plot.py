@@ -1,4 +1,4 @@
-"""One family of matplotlib helpers: image grids, latent channels, curves, and `save_fig`.
+"""One family of matplotlib helpers: image grids, latent channels, curves, bars, and `save_fig`.
 
 Every figure in the course comes from here, so sizes and styles match across notebooks (first
 used in notebooks/00; latent channels in notebooks/01). `CELL` is the width of one image in
@@ -153,6 +153,34 @@ def plot_curves(x, curves, xlabel="", ylabel="", title=None, logy=False, width=6
     if title:
         ax.set_title(title, fontsize=10)
     if len(ys) > 1:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bars(groups, xlabel="", title=None, width=6.0):
+    """Horizontal bars, one row per label: `groups` maps a legend name to {label: value}, every
+    group with the same labels (one group: no legend). Used for where the time goes (notebooks/08)."""
+    if not isinstance(groups, dict) or not groups or not all(isinstance(g, dict) and g for g in groups.values()):
+        raise SDLibError(f"groups must be a non-empty dict {{name: {{label: value}}}}, got {groups!r:.60}.")
+    labels = list(next(iter(groups.values())))
+    if any(list(g) != labels for g in groups.values()):
+        raise SDLibError("groups must all have the same labels, in the same order.")
+    values = {str(name): _values(f"groups[{name!r}]", list(g.values())) for name, g in groups.items()}
+    for name, value in (("xlabel", xlabel), ("title", title)):
+        _check_text(name, value)
+    width = check_number("width", width, lo=0, hi=MAX_WIDTH, lo_open=True)
+    fig, ax = plt.subplots(figsize=(width, 0.5 + 0.25 * len(labels) * len(values) ** 0.5), dpi=DPI)
+    bar = 0.8 / len(values)
+    y = np.arange(len(labels))
+    for k, (name, vals) in enumerate(values.items()):
+        ax.barh(y + (k - (len(values) - 1) / 2) * bar, vals, height=bar, label=name)
+    ax.set_yticks(y, [str(label) for label in labels], fontsize=8)
+    ax.invert_yaxis()  # the first label on top
+    ax.set_xlabel(xlabel or "")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if len(values) > 1:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

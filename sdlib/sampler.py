@@ -15,6 +15,7 @@ StableDiffusionPipeline (and StableDiffusionImg2ImgPipeline for img2img); tests 
 """
 import copy
 import inspect
+import os
 
 import torch
 
@@ -65,7 +66,7 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     x_t, timesteps = initial_latents(sd, scheduler, num_steps, shape, g, init_image, strength)
 
     # 3. The loop: predict (with guidance), nudge on the loss, step.
-    for i, t in enumerate(timesteps):
+    for i, t in enumerate(progress(timesteps)):
         output_t = guided_output(sd, scheduler, x_t, t, emb, guidance_scale)  # (B, 4, h, w)
         if loss_fn is not None and loss_scale and i % loss_every == 0:
             x_t = loss_guidance(sd, scheduler, x_t, output_t, t, loss_fn, loss_scale)
@@ -97,6 +98,20 @@ def cfg_embeddings(text_emb, uncond_emb, guidance_scale):
     if guidance_scale == 0:
         return uncond_emb
     return torch.cat([uncond_emb, text_emb])
+
+
+PROGRESS_DELAY = 2.0  # seconds: a run that ends sooner shows no progress bar
+
+
+def progress(timesteps):
+    """The loop's progress bar: tqdm.auto (a widget in notebooks, text in a terminal), shown only
+    once a run has lasted PROGRESS_DELAY seconds, so the many short runs stay quiet, and gone
+    when the run ends. TQDM_DISABLE=1 turns it off (the tests and the notebook tool set it; read
+    here, since tqdm's notebook bar with a delay ignores it: tqdm 4.70)."""
+    from tqdm.auto import tqdm
+
+    off = os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+    return tqdm(timesteps, desc="sampling", unit="step", delay=PROGRESS_DELAY, leave=False, disable=off)
 
 
 def initial_latents(sd, scheduler, num_steps, shape, generator, init_image=None, strength=1.0):

@@ -36,6 +36,7 @@ class CachedUNet(torch.nn.Module):
 
     A new sampling run is recognised by its timestep: within a run t only falls, so a call whose
     t is not below the last one (or whose batch shape differs) starts again with a full step.
+    (PNDM visits its second timestep twice: there the cache starts again, one full call more.)
     `full_steps` and `shallow_steps` count the calls of each kind since the wrapper was made.
     """
 
@@ -144,3 +145,52 @@ def step_cache(sd, interval=2, branch=1):
     check_sd(sd)
     cached = CachedUNet(sd.unet, interval, branch)
     yield dataclasses.replace(sd, unet=cached)
+
+
+def up_block_inputs(sd, prompt, num_steps=20, seed=0, **generate_kw):
+    """The input of every up block at every step of one `sdlib.generate` run: a list, one
+    (num_steps, 2B, C, h, w) tensor per up block (deepest first; 2B: the CFG batch). These are
+    the features step caching reuses. Taught in notebooks/08, section 2."""
+    from .sampler import generate
+
+    check_sd(sd)
+    kept = [[] for _ in sd.unet.up_blocks]
+
+    def keep(i):
+        def pre_hook(module, args, kwargs):
+            kept[i].append(kwargs["hidden_states"].detach().float().cpu())  # (2B, C, h, w)
+        return pre_hook
+
+    hooks = [block.register_forward_pre_hook(keep(i), with_kwargs=True)
+             for i, block in enumerate(sd.unet.up_blocks)]
+    try:
+        generate(sd, prompt, num_steps=num_steps, seed=seed, **generate_kw)
+    finally:
+        for h in hooks:
+            h.remove()
+    return [torch.stack(steps) for steps in kept]
+
+
+def step_similarity(features):
+    """Cosine similarity of each step's features with the previous step's, per sample, averaged:
+    (num_steps, 2B, ...) -> (num_steps - 1,). 1 means the step changed nothing (DeepCache fig. 2)."""
+    f = features.flatten(2)  # (S, 2B, C*h*w)
+    return torch.nn.functional.cosine_similarity(f[1:], f[:-1], dim=-1).mean(-1)  # (S - 1,)
+
+
+def shallow_share(flops, branch=1):
+    """The share of a UNet call's operations on the shallow path (`flop_parts` counts): what a
+    cached step still costs. DeepCache keeps conv_in, the first `branch` down blocks, the last
+    `branch` up blocks and conv_out (and the time embedding)."""
+    ups = sorted(k for k in flops if k.startswith("up_blocks."))
+    downs = sorted(k for k in flops if k.startswith("down_blocks."))
+    kept = ["time_embedding", "conv_in", *downs[:branch], *ups[-branch:], "conv_out"]
+    return sum(flops[k] for k in kept) / flops["total"]
+
+
+def predicted_speedup(share, interval):
+    """Amdahl's law for uniform caching: one full call (cost 1) and interval - 1 shallow ones
+    (cost `share` each) per `interval` steps, against `interval` full calls:
+    speed-up = interval / (1 + (interval - 1) * share). The UNet only: the VAE and text encoder
+    cost the same either way."""
+    return interval / (1 + (interval - 1) * share)

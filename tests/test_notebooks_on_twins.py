@@ -5,10 +5,11 @@ downloaded here, so each notebook is executed on twins (`sdlib.builtin.twins`): 
 (PNDM, CLIP ViT-L/14 text encoder, 768 wide) and, for the notebooks that read the UNet's output,
 SD 2.1's (DDIM, v-prediction, OpenCLIP-H 1024 wide, pad "!"). The twins are narrow, run at 64 px
 (8 x 8 latents) and have 2 text-encoder layers (of 12 and 23; the width, heads and vocabulary are
-real SD's) so that a CPU gets through, and notebook 07 trains 2 steps (SDLIB_TRAIN_STEPS); outputs
-are not compared (random weights draw noise), but every cell must run, and the settings cell must
-pick the real-SD branch.
+real SD's) so that a CPU gets through; notebook 07 trains 2 steps (SDLIB_TRAIN_STEPS) and 08 samples
+10 (SDLIB_SAMPLE_STEPS). Outputs are not compared (random weights draw noise), but every cell must
+run, and the settings cell must pick the real-SD branch. The runs go side by side (`runs`).
 """
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -21,10 +22,11 @@ from sdlib.builtin import twins
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-READS_UNET_OUTPUT = ("00_", "02_", "04_", "05_", "06_")  # run on the v-prediction twin as well
+READS_UNET_OUTPUT = ("00_", "02_", "04_", "05_", "06_", "08_")  # run on the v-prediction twin as well
 # (07's v-prediction training target is tested in tests/test_finetune.py)
 TEXT_LAYERS = 2  # text-encoder depth of the twins here (tests/test_twins.py checks the real depths)
-QUICK = {"SDLIB_TRAIN_STEPS": "2"}  # notebook 07's training runs: every cell, two steps
+QUICK = {"SDLIB_TRAIN_STEPS": "2",    # notebook 07's training runs: every cell, two steps
+         "SDLIB_SAMPLE_STEPS": "10"}  # notebook 08's sampling runs (its sampler sweep keeps its step counts)
 sys.path.insert(0, str(ROOT / "tools"))
 from execute_notebooks import ENV  # noqa: E402  (the environment notebooks are executed in)
 
@@ -52,17 +54,45 @@ RUN = ("import sys, nbformat; from nbclient import NotebookClient; "
        "resources={'metadata': {'path': sys.argv[3]}}).execute(); nbformat.write(nb, sys.argv[2])")
 
 
-@pytest.mark.parametrize("twin,notebook", CASES, ids=[f"{t}-{nb.name[:2]}" for t, nb in CASES])
-def test_notebook_runs_on_twin(twin_folders, twin, notebook, tmp_path):
-    env = {**os.environ, **ENV, **QUICK, "SDLIB_MODEL": str(twin_folders[twin])}
-    src, out = tmp_path / f"in_{notebook.name}", tmp_path / notebook.name
+# Outputs are not compared here, so the runs need not reproduce the committed numbers (nbval's do,
+# with all the cores, as they were executed): they run side by side, each with its share of the
+# cores. Measured on 2 cores: two 1-thread runs at once take 43 s each; one at a time with 2 threads
+# 39 s and 34 s.
+WORKERS = max(1, min(4, (os.cpu_count() or 1)))
+THREADS = str(max(1, (os.cpu_count() or 1) // WORKERS))
+
+
+def run_on_twin(folder, notebook, out_dir):
+    """Execute `notebook` on the twin in `folder`, in a Python of its own; the executed notebook."""
+    env = {**os.environ, **ENV, **QUICK, "SDLIB_MODEL": str(folder),
+           "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
+    src, out = out_dir / f"in_{notebook.name}", out_dir / notebook.name
     nb = nbformat.read(notebook, as_version=4)
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and "explorer(" in c.source)]
     nbformat.write(nb, src)
     run = subprocess.run([sys.executable, "-c", RUN, str(src), str(out), str(notebook.parent)],
                          env=env, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]
-    nb = nbformat.read(out, as_version=4)
+    return nbformat.read(out, as_version=4)
+
+
+@pytest.fixture(scope="module")
+def runs(request, twin_folders, tmp_path_factory):
+    """Every selected case, started at once on a pool of WORKERS: {(twin, notebook name): future}."""
+    wanted = [(item.callspec.params["twin"], item.callspec.params["notebook"]) for item in request.session.items
+              if getattr(item, "originalname", None) == "test_notebook_runs_on_twin"]
+    with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+        futures = {(twin, nb.name): pool.submit(run_on_twin, twin_folders[twin], nb,
+                                                tmp_path_factory.mktemp(f"{twin}-{nb.name[:2]}"))
+                   for twin, nb in wanted}
+        yield futures
+        for f in futures.values():
+            f.cancel()
+
+
+@pytest.mark.parametrize("twin,notebook", CASES, ids=[f"{t}-{nb.name[:2]}" for t, nb in CASES])
+def test_notebook_runs_on_twin(runs, twin, notebook):
+    nb = runs[twin, notebook.name].result()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error" or (o.get("name") == "stderr" and "Traceback" in o.get("text", ""))]
     assert not errors, errors[0]

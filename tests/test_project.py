@@ -52,3 +52,39 @@ def test_readme_figures_exist_and_are_made_by_the_figure_tool():
         assert (ROOT / path).is_file(), f"{path} missing: run tools/make_figures.py"
         assert f'"{Path(path).stem}"' in tool, f"{path} is not made by tools/make_figures.py"
     assert len(shown) == len(set(shown)), "a figure is embedded twice"
+
+
+def torch_choice(**env):
+    import os
+    import subprocess
+
+    out = subprocess.run([str(ROOT / "course.sh"), "torch-choice"], capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=60)
+    return out.returncode, out.stdout.strip() + out.stderr.strip()
+
+
+def test_setup_picks_cpu_wheels_only_when_pytorchs_index_answers(tmp_path):
+    """No NVIDIA GPU here: an index that answers -> CPU-only wheels; none -> the default ones."""
+    import http.server
+    import shutil
+    import threading
+
+    if shutil.which("nvidia-smi"):
+        import pytest
+        pytest.skip("an NVIDIA GPU is here: the default wheels are chosen before the index is asked")
+    (tmp_path / "torch").mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: http.server.SimpleHTTPRequestHandler(
+        *a, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        index = f"http://127.0.0.1:{server.server_address[1]}"
+        rc, text = torch_choice(SDLIB_TORCH_CPU_INDEX=index)
+        assert rc == 0 and text.startswith("cpu (no NVIDIA GPU here; CPU-only wheels from " + index), text
+    finally:
+        server.shutdown()
+    rc, text = torch_choice(SDLIB_TORCH_CPU_INDEX="http://127.0.0.1:9")  # nothing listens there
+    assert rc == 0 and text.startswith("default wheels (no NVIDIA GPU, but"), text
+    assert torch_choice(SDLIB_TORCH="cpu") == (0, "cpu (SDLIB_TORCH=cpu)")
+    assert torch_choice(SDLIB_TORCH="default") == (0, "default wheels (SDLIB_TORCH=default)")
+    rc, text = torch_choice(SDLIB_TORCH="gpu")
+    assert rc == 2 and "SDLIB_TORCH must be cpu, default or auto, got 'gpu'" in text

@@ -143,3 +143,16 @@ def test_every_bad_input_is_one_clear_error(sd, kwargs, message):
     kwargs.setdefault("num_steps", 2)
     with pytest.raises(sdlib.SDLibError, match=message):
         sdlib.generate(sd, prompt, **kwargs)
+
+
+def test_progress_bar_only_on_long_runs_and_never_under_tests(sd, capsys, monkeypatch):
+    from sdlib import sampler
+
+    sdlib.generate(sd, "a red circle", num_steps=2)  # TQDM_DISABLE=1 here (conftest)
+    assert "sampling" not in capsys.readouterr().err
+    monkeypatch.delenv("TQDM_DISABLE")
+    sdlib.generate(sd, "a red circle", num_steps=2)  # a short run: under PROGRESS_DELAY, no bar
+    assert "sampling" not in capsys.readouterr().err
+    monkeypatch.setattr(sampler, "PROGRESS_DELAY", 0.0)  # as if the run were long
+    sdlib.generate(sd, "a red circle", num_steps=3)
+    assert "sampling" in capsys.readouterr().err

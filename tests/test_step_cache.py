@@ -3,7 +3,8 @@ import pytest
 import torch
 
 import sdlib
-from sdlib import SDLibError
+from sdlib import SDLibError, speed
+from sdlib import step_cache as step_cache_mod
 from sdlib.builtin import twins
 from sdlib.step_cache import CachedUNet, step_cache
 
@@ -88,3 +89,50 @@ def test_not_a_unet_or_extra_inputs(sd):
     x = torch.zeros(1, 4, 16, 16)
     with pytest.raises(SDLibError, match="got cross_attention_kwargs"):
         unet(x, 1, encoder_hidden_states=sdlib.encode_text(sd, ""), cross_attention_kwargs={"scale": 1})
+
+
+def test_up_block_inputs_and_their_similarity(sd):
+    feats = step_cache_mod.up_block_inputs(sd, PROMPTS, num_steps=4, seed=0)
+    assert len(feats) == len(sd.unet.up_blocks)
+    side = sd.unet.config.sample_size
+    channels = sd.unet.config.block_out_channels
+    for f in feats:  # deepest first: (steps, 2B, C, h, w)
+        assert f.shape[:2] == (4, 2 * len(PROMPTS))
+    assert feats[0].shape[-1] == side // 2 ** (len(feats) - 1)  # the middle block's output
+    assert feats[-1].shape[-1] == side  # the up block before it upsampled them to full resolution
+    assert feats[0].shape[2] == channels[-1]
+    sims = step_cache_mod.step_similarity(feats[-1])
+    assert sims.shape == (3,) and bool((sims <= 1 + 1e-6).all()) and bool((sims > 0).all())
+    same = torch.stack([feats[-1][0]] * 3)  # a run whose features never change
+    torch.testing.assert_close(step_cache_mod.step_similarity(same), torch.ones(2))
+
+
+def test_flop_counts_exact_and_the_speedup_law(sd):
+    flops = speed.flop_parts(sd)  # one UNet call on a guided pair
+    assert sum(flops[name] for name in speed.unet_parts(sd.unet)) == flops["total"]
+    c_in = sd.unet.conv_out.in_channels
+    side = sd.unet.config.sample_size
+    assert flops["conv_out"] == 2 * 2 * side * side * 4 * c_in * 9  # 2 per multiply-add, 3x3 kernel
+    share = step_cache_mod.shallow_share(flops, branch=1)
+    assert 0 < share < step_cache_mod.shallow_share(flops, branch=2) < 1
+    assert step_cache_mod.predicted_speedup(share, 1) == 1.0
+    assert step_cache_mod.predicted_speedup(0.0, 5) == 5.0  # a free shallow path: N times faster
+    assert step_cache_mod.predicted_speedup(1.0, 5) == 1.0  # a shallow path as dear as the UNet: nothing
+
+
+def test_time_parts_cover_the_model(sd):
+    secs = speed.time_parts(sd, PROMPTS[:1], num_steps=2)
+    assert list(secs)[:-2] == list(speed.model_parts(sd)) and list(secs)[-2:] == ["other", "total"]
+    assert all(v >= 0 for v in secs.values())
+    assert secs["total"] >= sum(v for k, v in secs.items() if k not in ("other", "total")) - 1e-9
+    assert all(secs[name] > 0 for name in speed.model_parts(sd))  # every part ran
+
+
+def test_speed_bad_inputs(sd):
+    with pytest.raises(SDLibError, match="sd must be the model bundle"):
+        speed.time_parts("builtin", "a red circle")
+    with pytest.raises(SDLibError, match="sd must be the model bundle"):
+        speed.flop_parts(None)
+    with pytest.raises(SDLibError, match="load the model on a GPU"):
+        speed.gpu_variants(sd)
+    assert speed.peak_tflops("NVIDIA H100 80GB HBM3") == 989.0 and speed.peak_tflops("some CPU") is None

@@ -1,0 +1,218 @@
+"""Where a picture's time goes: seconds and multiply-adds per part of the model.
+
+One picture is a text-encoder call, `num_steps` UNet calls (on a batch of 2B with classifier-free
+guidance) and one VAE decode. `time_parts` times each part during a real `generate` with forward
+hooks (pre-hook: start the clock, hook: stop it), so the parts are the model's own modules:
+the text encoder, the UNet's time embedding, conv_in, each down block, the middle block, each up
+block, conv_out, and the VAE decoder. `flop_parts` counts the floating-point operations of one UNet
+call per part (torch.utils.flop_counter: matrix products and convolutions, 2 per multiply-add),
+which, unlike seconds, are the same on every machine.
+
+    secs = sdlib.speed.time_parts(sd, "a red circle", num_steps=20)  # {"down_blocks.0": 0.47, ...}
+
+Taught in notebooks/08, section 1.
+"""
+import time
+from collections import defaultdict
+
+import torch
+
+from .errors import SDLibError
+from .load import check_sd
+
+
+def unet_parts(unet):
+    """The UNet's top-level stages in the order its forward runs them: {name: module}."""
+    parts = {"time_embedding": unet.time_embedding, "conv_in": unet.conv_in}
+    parts.update({f"down_blocks.{i}": b for i, b in enumerate(unet.down_blocks)})
+    parts["mid_block"] = unet.mid_block
+    parts.update({f"up_blocks.{i}": b for i, b in enumerate(unet.up_blocks)})
+    parts["conv_out"] = unet.conv_out
+    return parts
+
+
+def model_parts(sd):
+    """Every part `time_parts` times: the text encoder, the UNet's stages, the VAE decoder."""
+    return {"text_encoder": sd.text_encoder, **unet_parts(sd.unet), "vae_decoder": sd.vae.decoder}
+
+
+def time_parts(sd, prompt, num_steps=20, seed=0, **generate_kw):
+    """Seconds spent in each part (`model_parts`) during one `sdlib.generate(sd, prompt, ...)`,
+    plus "total" (the whole call) and "other" (the rest: scheduler, tokenizer, Python). Timings
+    vary from run to run; call once before to warm up. Taught in notebooks/08, section 1."""
+    from .sampler import generate
+
+    check_sd(sd)
+    secs, started = defaultdict(float), {}
+    sync = torch.cuda.synchronize if sd.device.type == "cuda" else (lambda: None)
+
+    def start(name):
+        def pre_hook(module, args):
+            sync()
+            started[name] = time.perf_counter()
+        return pre_hook
+
+    def stop(name):
+        def hook(module, args, out):
+            sync()
+            secs[name] += time.perf_counter() - started[name]
+        return hook
+
+    hooks = []
+    for name, module in model_parts(sd).items():
+        hooks += [module.register_forward_pre_hook(start(name)), module.register_forward_hook(stop(name))]
+    try:
+        began = time.perf_counter()
+        generate(sd, prompt, num_steps=num_steps, seed=seed, **generate_kw)
+        sync()
+        total = time.perf_counter() - began
+    finally:
+        for h in hooks:
+            h.remove()
+    out = {name: secs[name] for name in model_parts(sd)}
+    out["other"] = max(0.0, total - sum(out.values()))
+    out["total"] = total
+    return out
+
+
+@torch.no_grad()
+def flop_parts(sd, batch=2):
+    """Floating-point operations of one UNet call on `batch` latents (2 = one guided picture),
+    by part (`unet_parts`) and "total". The same on every machine. Taught in notebooks/08."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    check_sd(sd)
+    u = sd.unet
+    side = u.config.sample_size
+    x_t = torch.zeros(batch, u.config.in_channels, side, side, device=sd.device, dtype=u.dtype)
+    text_emb = torch.zeros(batch, sd.tokenizer.model_max_length, u.config.cross_attention_dim,
+                           device=sd.device, dtype=u.dtype)  # (B, 77, D): values do not change counts
+    counter = FlopCounterMode(display=False)
+    with counter:
+        u(x_t, torch.tensor(500, device=sd.device), encoder_hidden_states=text_emb)
+    counts = counter.get_flop_counts()
+    root = type(u).__name__
+    out = {name: sum(counts.get(f"{root}.{name}", {}).values()) for name in unet_parts(u)}
+    out["total"] = counter.get_total_flops()
+    return out
+
+
+# Peak dense fp16/bf16 tensor-core throughput (TFLOP/s, without sparsity) from NVIDIA's data sheets,
+# for the GPUs Colab, Kaggle and our lent machines have; the compute bound of a step is its FLOPs / peak.
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "T4": 65.0, "P100": 18.7, "V100": 125.0}
+
+
+def peak_tflops(device_name):
+    """PEAK_TFLOPS of a GPU by its name (torch.cuda.get_device_name()), or None if not listed."""
+    return next((v for k, v in PEAK_TFLOPS.items() if k in str(device_name)), None)
+
+
+@torch.no_grad()
+def ms_per_unet_step(sd, batch=2, repeats=10):
+    """Median milliseconds of one UNet call on `batch` latents (2: one guided picture) with the
+    model as it is (dtype, attention processor, memory format, compiled or not)."""
+    import statistics
+
+    check_sd(sd)
+    u = sd.unet
+    side = u.config.sample_size
+    x_t = torch.randn(batch, u.config.in_channels, side, side, device=sd.device).to(u.dtype)
+    text_emb = torch.randn(batch, sd.tokenizer.model_max_length, u.config.cross_attention_dim,
+                           device=sd.device).to(u.dtype)
+    t = torch.tensor(500, device=sd.device)
+    sync = torch.cuda.synchronize if sd.device.type == "cuda" else (lambda: None)
+    times = []
+    for k in range(repeats + 3):  # 3 warm-ups (compilation happens in the first)
+        sync()
+        began = time.perf_counter()
+        u(x_t, t, encoder_hidden_states=text_emb)
+        sync()
+        if k >= 3:
+            times.append(1000 * (time.perf_counter() - began))
+    return statistics.median(times)
+
+
+def gpu_variants(sd, compile=True):
+    """ms per guided UNet step for the usual ways of making SD fast on a GPU, each on top of the
+    previous: fp32 with diffusers' plain attention; + fused attention (SDPA); + fp16; +
+    channels_last; + torch.compile. Returns {variant: ms}. Needs CUDA; the model is put back as
+    it was afterwards. Taught in notebooks/08, section 6."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    check_sd(sd)
+    if sd.device.type != "cuda":
+        raise SDLibError("gpu_variants times CUDA kernels: load the model on a GPU (device='cuda').")
+    u, out = sd.unet, {}
+    dtype, processors = u.dtype, u.attn_processors
+    try:
+        u.to(torch.float32).set_attn_processor(AttnProcessor())
+        out["fp32, plain attention"] = ms_per_unet_step(sd)
+        u.set_attn_processor(AttnProcessor2_0())
+        out["fp32, fused attention (SDPA)"] = ms_per_unet_step(sd)
+        u.to(torch.float16)
+        out["fp16, SDPA"] = ms_per_unet_step(sd)
+        u.to(memory_format=torch.channels_last)
+        out["fp16, SDPA, channels_last"] = ms_per_unet_step(sd)
+        if compile:
+            u.forward = torch.compile(u.forward, mode="max-autotune-no-cudagraphs")
+            out["fp16, SDPA, channels_last, torch.compile"] = ms_per_unet_step(sd)
+    finally:  # the model as it was
+        u.__dict__.pop("forward", None)
+        u.to(dtype=dtype, memory_format=torch.contiguous_format)
+        u.set_attn_processor(processors)
+    return out
+
+
+def _judged(pictures, scenes):
+    from .builtin import checker
+
+    return checker.adherence(pictures, scenes) if scenes is not None else {}
+
+
+def caching_table(sd, prompts, intervals=(1, 2, 3, 5), num_steps=20, batch=8, seed=0, branch=1,
+                  scenes=None):
+    """Step caching every N steps (`step_cache.step_cache`), for each N in `intervals`, on the same
+    prompts and seeds (batch k of `batch` prompts uses seed + k): {N: {"pictures", "seconds",
+    "full_steps", "shallow_steps", "psnr" (dB, mean against the first interval's pictures),
+    and with `scenes` the judge's "colour_acc", "shape_acc", "both_acc"}}. The first interval
+    is the reference: pass 1 first. Taught in notebooks/08, section 4; printed by
+    benchmarks/step_cache.py."""
+    from .metrics import psnr
+    from .sampler import generate
+    from .step_cache import step_cache
+
+    check_sd(sd)
+    rows = {}
+    for n in intervals:
+        with step_cache(sd, interval=n, branch=branch) as fast:
+            began = time.perf_counter()
+            pictures = [p for k in range(0, len(prompts), batch)
+                        for p in generate(fast, prompts[k:k + batch], seed=seed + k, num_steps=num_steps)]
+            seconds = time.perf_counter() - began
+            row = dict(pictures=pictures, seconds=seconds, full_steps=fast.unet.full_steps,
+                       shallow_steps=fast.unet.shallow_steps)
+        first = rows[next(iter(rows))]["pictures"] if rows else pictures
+        row["psnr"] = float(psnr(pictures, first).mean())
+        rows[n] = {**row, **_judged(pictures, scenes)}
+    return rows
+
+
+def sampler_table(sd, prompts, samplers=("ddim", "euler", "dpm++"), step_counts=(5, 10, 25, 50),
+                  reference=("dpm++", 100), seed=0, scenes=None):
+    """Each sampler at each step count against one reference run (sampler, steps), same prompts
+    and noise: {(sampler, steps): {"pictures", "psnr" (dB, mean), "seconds", with `scenes` the
+    judge's accuracies}}, the reference run included (its PSNR is infinite). Samplers that solve the same ODE converge to one picture, so one reference
+    serves all. Taught in notebooks/08, section 5; printed by benchmarks/step_cache.py."""
+    from .metrics import psnr
+    from .sampler import generate
+
+    check_sd(sd)
+    table, ref = {}, None
+    for name, n in [tuple(reference)] + [(name, n) for name in samplers for n in step_counts]:
+        began = time.perf_counter()
+        pictures = generate(sd, prompts, seed=seed, num_steps=n, scheduler=name)
+        seconds = time.perf_counter() - began
+        ref = ref or pictures
+        table[name, n] = dict(pictures=pictures, psnr=float(psnr(pictures, ref).mean()),
+                              seconds=seconds, **_judged(pictures, scenes))
+    return table

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # the tables, not progress bars
 import torch  # noqa: E402
 
 import sdlib  # noqa: E402

@@ -12,6 +12,7 @@ import argparse
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # the tables, not progress bars
 import torch  # noqa: E402
 
 import sdlib  # noqa: E402

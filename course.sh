@@ -3,6 +3,7 @@
 #   ./course.sh lab    set up (first run: a virtual environment in .venv) and open JupyterLab
 #   ./course.sh test   set up the same way and run every test: unit tests + nbval over notebooks
 # Extra arguments after `test` go to pytest (e.g. ./course.sh test -k sampler).
+#   ./course.sh site           build the course website into site/ (open site/index.html)
 #   ./course.sh torch-choice   which PyTorch wheels a first setup would install, and why
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -68,11 +69,16 @@ case "${1:-}" in
         exec "$VENV/bin/python" -m pytest tests notebooks --nbval-lax --nbval-current-env \
             --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider "$@"
         ;;
+    site)
+        setup
+        shift
+        exec "$VENV/bin/python" tools/build_site.py "$@"
+        ;;
     torch-choice)
         torch_choice
         ;;
     *)
-        echo "usage: ./course.sh lab | test [pytest args] | torch-choice" >&2
+        echo "usage: ./course.sh lab | test [pytest args] | site | torch-choice" >&2
         exit 2
         ;;
 esac

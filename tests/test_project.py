@@ -88,3 +88,17 @@ def test_setup_picks_cpu_wheels_only_when_pytorchs_index_answers(tmp_path):
     assert torch_choice(SDLIB_TORCH="default") == (0, "default wheels (SDLIB_TORCH=default)")
     rc, text = torch_choice(SDLIB_TORCH="gpu")
     assert rc == 2 and "SDLIB_TORCH must be cpu, default or auto, got 'gpu'" in text
+
+
+def test_teacher_page_is_current():
+    """docs/teachers.md is written from the notebooks by tools/teacher_page.py: re-run it after
+    changing a notebook's introduction or its Try-its."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    import teacher_page
+
+    assert teacher_page.main(["--check"]) == 0
+    text = (ROOT / "docs" / "teachers.md").read_text()
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        assert f"`notebooks/{nb.name}`" in text

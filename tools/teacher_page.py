@@ -1,0 +1,114 @@
+"""Write docs/teachers.md, the teacher's page, from the notebooks themselves (so it cannot drift).
+
+    .venv/bin/python tools/teacher_page.py            # rewrite docs/teachers.md
+    .venv/bin/python tools/teacher_page.py --check    # exit 1 if it is out of date (a test runs this)
+
+Per notebook: what learners will see (its "What you will see" line), what they should know before,
+the reading time, the measured run time on this project's 2-core laptop-class CPU (from
+docs/notebook_times.json, written from a test run: seconds each notebook took under nbval), and
+every "Try it" with where its worked answer is.
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "teachers.md"
+TIMES = ROOT / "docs" / "notebook_times.json"
+
+HEAD = """# For teachers
+
+Nine notebooks, each about 15-25 minutes of reading, that run on any laptop CPU on the course's own
+small model, and on real Stable Diffusion on a Colab or Kaggle GPU by one setting. This page is
+written by `tools/teacher_page.py` from the notebooks; do not edit it by hand.
+
+## Before class
+
+- **Laptops (no GPU needed):** on each machine, once, with the network on: `git clone` the course,
+  then `./course.sh lab` (Linux/macOS; Python 3.10+). The first run installs the pinned packages
+  into `.venv/` (a few minutes; PyTorch's CPU-only wheels on Linux laptops when PyTorch's index is
+  reachable, see the README). After that nothing needs the network: the model, the tokenizer and
+  the photos ship with the course. `./course.sh test -k 00_overview` checks a machine in about a
+  minute.
+- **Colab or Kaggle (real Stable Diffusion):** hand out the notebook badges from the README (made by
+  `tools/set_repo_url.py URL` once the course has a public repository). Choose a GPU runtime; the
+  first cell installs the course, the load cell downloads SD v1.4 (about 4 GB, a few minutes).
+  Kaggle needs Internet switched on in the notebook's settings.
+- **Answers:** every "Try it" has a worked answer in the cell right below it, hidden (click the
+  collapsed cell, or the `...`, to open it). Learners who want to try first should not expand it.
+- Run times below are for executing a whole notebook top to bottom; learners reading at their own
+  pace spend the reading time, not the run time.
+
+"""
+
+
+def first_line_after(label, text):
+    m = re.search(r"\*\*" + re.escape(label) + r"\*\*\s*(.+?)(?=\s\*\*[A-Z][a-z]+:\*\*|\n\n|$)", text, re.S)
+    return " ".join(m.group(1).split()) if m else ""
+
+
+def try_its(nb):
+    """[(section, task)] for every **Try it** in the notebook's markdown."""
+    out, section = [], "(top)"
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("## "):
+                section = line[3:].strip()
+        for m in re.finditer(r"(?m)^\*\*Try it([^*]*)\*\*\s*([^\n]*)", cell.source):
+            if re.sub(r"^\d+\. ", "", section).startswith(("Recap", "Where the course goes next")):
+                continue  # a recap's "Try it" points to more exercises: it has no worked answer
+            title = m.group(1).strip(" :.()")
+            rest = re.split(r"(?<=[.?!])\s", m.group(2).strip(), maxsplit=1)[0]
+            task = title if title and title != "predict first" else rest
+            out.append((section, " ".join(task.split())))
+    return out
+
+
+def page():
+    times = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
+    parts = [HEAD]
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        intro = nb.cells[0].source
+        title = intro.splitlines()[0].lstrip("# ").strip()
+        reading = first_line_after("Time:", intro).split(";")[0]
+        secs = times.get(path.stem)
+        run = f"{secs:.0f} s" if secs is not None else "not measured"
+        parts.append(f"## {title}\n\n`notebooks/{path.name}`\n\n")
+        parts.append(f"- **Learners will see:** {first_line_after('What you will see:', intro)}\n")
+        parts.append(f"- **Before:** {first_line_after('Before:', intro) or 'nothing'}\n")
+        parts.append(f"- **Time:** {reading or 'see the notebook'}; runs top to bottom in {run} on the "
+                     "2-core CPU (built-in model). On a Colab GPU with SD v1.4: not measured yet (no GPU "
+                     "was lent to the sessions that wrote this).\n")
+        tries = try_its(nb)
+        if tries:
+            parts.append("- **Try it** (worked answer: the hidden cell right below each):\n")
+            parts += [f"  - {task} (section {section})\n" for section, task in tries]
+        parts.append("\n")
+    return "".join(parts).rstrip() + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args(argv)
+    text = page()
+    if args.check:
+        if not PAGE.is_file() or PAGE.read_text() != text:
+            print(f"{PAGE.relative_to(ROOT)} is out of date: run tools/teacher_page.py", file=sys.stderr)
+            return 1
+        return 0
+    PAGE.parent.mkdir(exist_ok=True)
+    PAGE.write_text(text)
+    print(f"wrote {PAGE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

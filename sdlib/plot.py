@@ -146,16 +146,10 @@ def plot_curves(x, curves, xlabel="", ylabel="", title=None, logy=False, width=6
     fig, ax = plt.subplots(figsize=(width, height), dpi=DPI)
     for label, y in ys.items():
         ax.plot(x, y, label=label)
-    ax.set_xlabel(xlabel or "")
     ax.set_ylabel(ylabel or "")
     if logy:
         ax.set_yscale("log")
-    if title:
-        ax.set_title(title, fontsize=10)
-    if len(ys) > 1:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel, title, legend=len(ys) > 1)
 
 
 def plot_bars(groups, xlabel="", title=None, width=6.0):
@@ -177,10 +171,15 @@ def plot_bars(groups, xlabel="", title=None, width=6.0):
         ax.barh(y + (k - (len(values) - 1) / 2) * bar, vals, height=bar, label=name)
     ax.set_yticks(y, [str(label) for label in labels], fontsize=8)
     ax.invert_yaxis()  # the first label on top
+    return _finish(fig, ax, xlabel, title, legend=len(values) > 1)
+
+
+def _finish(fig, ax, xlabel, title, legend):
+    """The x label, title and legend every chart here gets, in one style."""
     ax.set_xlabel(xlabel or "")
     if title:
         ax.set_title(title, fontsize=10)
-    if len(values) > 1:
+    if legend:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

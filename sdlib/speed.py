@@ -21,6 +21,23 @@ from .errors import SDLibError
 from .load import check_sd
 
 
+def _sync(sd):
+    """Wait for the GPU's queued work (timings must include it); nothing to wait for on a CPU."""
+    return torch.cuda.synchronize if sd.device.type == "cuda" else (lambda: None)
+
+
+def _unet_inputs(sd, batch):
+    """Stand-in inputs of one UNet call: latents (B, 4, h, w), t, text_emb (B, 77, D). Their values
+    change neither the operations counted nor the time taken."""
+    u = sd.unet
+    side = u.config.sample_size
+    g = torch.Generator().manual_seed(0)
+    x_t = torch.randn(batch, u.config.in_channels, side, side, generator=g).to(sd.device, u.dtype)
+    text_emb = torch.randn(batch, sd.tokenizer.model_max_length, u.config.cross_attention_dim,
+                           generator=g).to(sd.device, u.dtype)
+    return x_t, torch.tensor(500, device=sd.device), text_emb
+
+
 def unet_parts(unet):
     """The UNet's top-level stages in the order its forward runs them: {name: module}."""
     parts = {"time_embedding": unet.time_embedding, "conv_in": unet.conv_in}
@@ -44,7 +61,7 @@ def time_parts(sd, prompt, num_steps=20, seed=0, **generate_kw):
 
     check_sd(sd)
     secs, started = defaultdict(float), {}
-    sync = torch.cuda.synchronize if sd.device.type == "cuda" else (lambda: None)
+    sync = _sync(sd)
 
     def start(name):
         def pre_hook(module, args):
@@ -82,17 +99,13 @@ def flop_parts(sd, batch=2):
     from torch.utils.flop_counter import FlopCounterMode
 
     check_sd(sd)
-    u = sd.unet
-    side = u.config.sample_size
-    x_t = torch.zeros(batch, u.config.in_channels, side, side, device=sd.device, dtype=u.dtype)
-    text_emb = torch.zeros(batch, sd.tokenizer.model_max_length, u.config.cross_attention_dim,
-                           device=sd.device, dtype=u.dtype)  # (B, 77, D): values do not change counts
+    x_t, t, text_emb = _unet_inputs(sd, batch)
     counter = FlopCounterMode(display=False)
     with counter:
-        u(x_t, torch.tensor(500, device=sd.device), encoder_hidden_states=text_emb)
+        sd.unet(x_t, t, encoder_hidden_states=text_emb)
     counts = counter.get_flop_counts()
-    root = type(u).__name__
-    out = {name: sum(counts.get(f"{root}.{name}", {}).values()) for name in unet_parts(u)}
+    root = type(sd.unet).__name__
+    out = {name: sum(counts.get(f"{root}.{name}", {}).values()) for name in unet_parts(sd.unet)}
     out["total"] = counter.get_total_flops()
     return out
 
@@ -114,18 +127,13 @@ def ms_per_unet_step(sd, batch=2, repeats=10):
     import statistics
 
     check_sd(sd)
-    u = sd.unet
-    side = u.config.sample_size
-    x_t = torch.randn(batch, u.config.in_channels, side, side, device=sd.device).to(u.dtype)
-    text_emb = torch.randn(batch, sd.tokenizer.model_max_length, u.config.cross_attention_dim,
-                           device=sd.device).to(u.dtype)
-    t = torch.tensor(500, device=sd.device)
-    sync = torch.cuda.synchronize if sd.device.type == "cuda" else (lambda: None)
+    x_t, t, text_emb = _unet_inputs(sd, batch)
+    sync = _sync(sd)
     times = []
     for k in range(repeats + 3):  # 3 warm-ups (compilation happens in the first)
         sync()
         began = time.perf_counter()
-        u(x_t, t, encoder_hidden_states=text_emb)
+        sd.unet(x_t, t, encoder_hidden_states=text_emb)
         sync()
         if k >= 3:
             times.append(1000 * (time.perf_counter() - began))
@@ -201,8 +209,8 @@ def sampler_table(sd, prompts, samplers=("ddim", "euler", "dpm++"), step_counts=
                   reference=("dpm++", 100), seed=0, scenes=None):
     """Each sampler at each step count against one reference run (sampler, steps), same prompts
     and noise: {(sampler, steps): {"pictures", "psnr" (dB, mean), "seconds", with `scenes` the
-    judge's accuracies}}, the reference run included (its PSNR is infinite). Samplers that solve the same ODE converge to one picture, so one reference
-    serves all. Taught in notebooks/08, section 5; printed by benchmarks/step_cache.py."""
+    judge's accuracies}}, the reference run included (its PSNR is infinite). Samplers that solve
+    the same ODE converge to one picture, so one reference serves all. Taught in notebooks/08, section 5; printed by benchmarks/step_cache.py."""
     from .metrics import psnr
     from .sampler import generate
 

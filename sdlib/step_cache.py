@@ -182,8 +182,8 @@ def shallow_share(flops, branch=1):
     """The share of a UNet call's operations on the shallow path (`flop_parts` counts): what a
     cached step still costs. DeepCache keeps conv_in, the first `branch` down blocks, the last
     `branch` up blocks and conv_out (and the time embedding)."""
-    ups = sorted(k for k in flops if k.startswith("up_blocks."))
-    downs = sorted(k for k in flops if k.startswith("down_blocks."))
+    ups = [k for k in flops if k.startswith("up_blocks.")]  # in the UNet's order (`unet_parts`)
+    downs = [k for k in flops if k.startswith("down_blocks.")]
     kept = ["time_embedding", "conv_in", *downs[:branch], *ups[-branch:], "conv_out"]
     return sum(flops[k] for k in kept) / flops["total"]
 

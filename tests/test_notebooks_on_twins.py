@@ -54,12 +54,15 @@ RUN = ("import sys, nbformat; from nbclient import NotebookClient; "
        "resources={'metadata': {'path': sys.argv[3]}}).execute(); nbformat.write(nb, sys.argv[2])")
 
 
-# Outputs are not compared here, so the runs need not reproduce the committed numbers (nbval's do,
-# with all the cores, as they were executed): they run side by side, each with its share of the
-# cores. Measured on 2 cores: two 1-thread runs at once take 43 s each; one at a time with 2 threads
-# 39 s and 34 s.
-WORKERS = max(1, min(4, (os.cpu_count() or 1)))
-THREADS = str(max(1, (os.cpu_count() or 1) // WORKERS))
+# Outputs are not compared here, so the runs need not reproduce the committed numbers: they run side
+# by side, each with its share of the cores. Under pytest-xdist (`./course.sh test`) the workers
+# already fill the cores: each case runs in its own test, on one thread, as xdist hands it out. Run
+# alone (`pytest tests/test_notebooks_on_twins.py`), the cases start at once on a pool of WORKERS.
+# Measured on 2 cores: two 1-thread runs at once take 43 s each; one at a time with 2 threads 39 s
+# and 34 s.
+UNDER_XDIST = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+WORKERS = 1 if UNDER_XDIST else max(1, min(4, (os.cpu_count() or 1)))
+THREADS = "1" if UNDER_XDIST else str(max(1, (os.cpu_count() or 1) // WORKERS))
 
 
 def run_on_twin(folder, notebook, out_dir):
@@ -78,21 +81,26 @@ def run_on_twin(folder, notebook, out_dir):
 
 @pytest.fixture(scope="module")
 def runs(request, twin_folders, tmp_path_factory):
-    """Every selected case, started at once on a pool of WORKERS: {(twin, notebook name): future}."""
+    """`runs(twin, notebook)`: the executed notebook. Alone, every selected case is started at once
+    on a pool of WORKERS when the module starts; under xdist each case runs when its test asks."""
+    def start(twin, nb):
+        return run_on_twin(twin_folders[twin], nb, tmp_path_factory.mktemp(f"{twin}-{nb.name[:2]}"))
+
+    if UNDER_XDIST:
+        yield start
+        return
     wanted = [(item.callspec.params["twin"], item.callspec.params["notebook"]) for item in request.session.items
               if getattr(item, "originalname", None) == "test_notebook_runs_on_twin"]
     with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
-        futures = {(twin, nb.name): pool.submit(run_on_twin, twin_folders[twin], nb,
-                                                tmp_path_factory.mktemp(f"{twin}-{nb.name[:2]}"))
-                   for twin, nb in wanted}
-        yield futures
+        futures = {(twin, nb.name): pool.submit(start, twin, nb) for twin, nb in wanted}
+        yield lambda twin, nb: futures[twin, nb.name].result()
         for f in futures.values():
             f.cancel()
 
 
 @pytest.mark.parametrize("twin,notebook", CASES, ids=[f"{t}-{nb.name[:2]}" for t, nb in CASES])
 def test_notebook_runs_on_twin(runs, twin, notebook):
-    nb = runs[twin, notebook.name].result()
+    nb = runs(twin, notebook)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error" or (o.get("name") == "stderr" and "Traceback" in o.get("text", ""))]
     assert not errors, errors[0]

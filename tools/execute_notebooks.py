@@ -3,8 +3,10 @@
     .venv/bin/python tools/execute_notebooks.py [notebooks/01_*.ipynb ...]
 
 Runs each notebook in a fresh kernel on the built-in model on CPU (SDLIB_MODEL=builtin,
-SDLIB_DEVICE=cpu, offline), from the notebooks/ folder, and writes it back with outputs and
-execution counts 1..N. Prints the wall time of each. Used by the benchmark as well.
+SDLIB_DEVICE=cpu, offline) on one CPU thread, from the notebooks/ folder, and writes it back with
+outputs and execution counts 1..N. One thread: torch splits sums (matrix products, reductions) among
+its threads, so the last digits depend on the thread count; with one, the committed numbers
+reproduce on any machine, and `./course.sh test` checks notebooks side by side, one per core. Prints the wall time of each. Used by the benchmark as well.
 """
 import os
 import re
@@ -18,7 +20,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {"SDLIB_MODEL": "builtin", "SDLIB_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
        "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0",
-       "TQDM_DISABLE": "1"}
+       "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def execute(path, write=True, timeout=600):

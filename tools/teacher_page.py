@@ -4,8 +4,9 @@
     .venv/bin/python tools/teacher_page.py --check    # exit 1 if it is out of date (a test runs this)
 
 Per notebook: what learners will see (its "What you will see" line), what they should know before,
-the reading time, the measured run time on this project's 2-core laptop-class CPU (from
-docs/notebook_times.json, written from a test run: seconds each notebook took under nbval), and
+the reading time, the measured run time on one core of this project's laptop-class CPU (from
+docs/notebook_times.json, written from a test run: seconds each notebook took under nbval, whose
+kernels run on one thread), and
 every "Try it" with where its worked answer is.
 """
 import argparse
@@ -29,11 +30,11 @@ written by `tools/teacher_page.py` from the notebooks; do not edit it by hand.
 ## Before class
 
 - **Laptops (no GPU needed):** on each machine, once, with the network on: `git clone` the course,
-  then `./course.sh lab` (Linux/macOS; Python 3.10+). The first run installs the pinned packages
-  into `.venv/` (a few minutes; PyTorch's CPU-only wheels on Linux laptops when PyTorch's index is
-  reachable, see the README). After that nothing needs the network: the model, the tokenizer and
-  the photos ship with the course. `./course.sh test -k 00_overview` checks a machine in about a
-  minute.
+  then `./course.sh lab` (Linux/macOS) or `py course.py lab` (Windows; Python 3.10+ everywhere).
+  The first run installs the pinned packages into `.venv/` (a few minutes; PyTorch's CPU-only
+  wheels on Linux laptops when PyTorch's index is reachable, see the README). After that nothing
+  needs the network: the model, the tokenizer and the photos ship with the course.
+  `./course.sh test -k 00_overview` checks a machine in about a minute.
 - **Colab or Kaggle (real Stable Diffusion):** hand out the notebook badges from the README (made by
   `tools/set_repo_url.py URL` once the course has a public repository). Choose a GPU runtime; the
   first cell installs the course, the load cell downloads SD v1.4 (about 4 GB, a few minutes).
@@ -83,9 +84,9 @@ def page():
         parts.append(f"## {title}\n\n`notebooks/{path.name}`\n\n")
         parts.append(f"- **Learners will see:** {first_line_after('What you will see:', intro)}\n")
         parts.append(f"- **Before:** {first_line_after('Before:', intro) or 'nothing'}\n")
-        parts.append(f"- **Time:** {reading or 'see the notebook'}; runs top to bottom in {run} on the "
-                     "2-core CPU (built-in model). On a Colab GPU with SD v1.4: not measured yet (no GPU "
-                     "was lent to the sessions that wrote this).\n")
+        parts.append(f"- **Time:** {reading or 'see the notebook'}; runs top to bottom in {run} on one "
+                     "core of a laptop-class CPU (built-in model; more cores are faster). On a Colab GPU "
+                     "with SD v1.4: not measured yet (no GPU was lent to the sessions that wrote this).\n")
         tries = try_its(nb)
         if tries:
             parts.append("- **Try it** (worked answer: the hidden cell right below each):\n")

@@ -15,6 +15,7 @@ Environment: SDLIB_VENV (the virtual environment, default .venv); SDLIB_TORCH=cp
 SDLIB_TORCH_CPU_INDEX (see torch_choice); COURSE_DRY_RUN=1 prints the commands instead of running them.
 Standard library only: this runs before anything is installed.
 """
+import json
 import os
 import platform
 import re
@@ -168,6 +169,26 @@ def setup():
     return python
 
 
+# JupyterLab's defaults for the course, in its environment only: ipywidgets saves the widgets' state
+# with the notebook (off, a notebook run and saved in JupyterLab reopens with "Error displaying
+# widget: model not found").
+LAB_OVERRIDES = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+
+
+def prepare_lab(python, venv):
+    """LAB_OVERRIDES written into the environment, and the notebooks trusted (`jupyter trust`):
+    JupyterLab draws widgets only in trusted notebooks, so the committed explorers then show their
+    sliders and picture before anything runs (tests/test_browser.py)."""
+    overrides = Path(venv, "share", "jupyter", "lab", "settings", "overrides.d", "sdlib.json")
+    trust = [python, "-m", "jupyter", "trust", *sorted(str(p) for p in Path("notebooks").glob("*.ipynb"))]
+    if dry_run():
+        print(f"+ write {overrides}\n+ " + show(trust))
+        return
+    overrides.parent.mkdir(parents=True, exist_ok=True)
+    overrides.write_text(json.dumps(LAB_OVERRIDES) + "\n")
+    subprocess.run(trust, stdout=subprocess.DEVNULL)  # failing leaves them untrusted: widgets as text
+
+
 def unpinned(requirement):
     """'diffusers>=0.30,<0.43' -> 'diffusers'; extras and environment markers are kept."""
     name = re.match(r"\s*[\w.-]+(\[[^\]]*\])?", requirement).group().strip()
@@ -250,7 +271,9 @@ def main(argv):
     os.chdir(ROOT)
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "lab":
-        replace_process([setup(), "-m", "jupyter", "lab", "notebooks/", *args])
+        python = setup()
+        prepare_lab(python, os.environ.get("SDLIB_VENV") or ".venv")
+        replace_process([python, "-m", "jupyter", "lab", "notebooks/", *args])
     elif command == "test" and args[:1] == ["--latest"]:
         replace_process(pytest_command(setup_latest(), args[1:]), TEST_ENV)
     elif command == "test":

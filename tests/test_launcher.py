@@ -117,7 +117,10 @@ def test_dry_run_prints_the_exact_test_and_lab_commands(tmp_path):
     code, out = launch("test", "-k", "sampler", "-x", via="course.sh", **env)
     assert (code, out) == (0, f"+ {TEST_ENV} {python} {PYTEST} -k sampler -x\n")
     code, out = launch("lab", "--no-browser", via="course.sh", **env)
-    assert (code, out) == (0, f"+ {python} -m jupyter lab notebooks/ --no-browser\n")
+    notebooks = " ".join(sorted(f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")))
+    overrides = tmp_path / "venv" / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "sdlib.json"
+    assert (code, out) == (0, f"+ write {overrides}\n+ {python} -m jupyter trust {notebooks}\n"
+                              f"+ {python} -m jupyter lab notebooks/ --no-browser\n")
     code, out = launch("site", **env)
     assert (code, out) == (0, f"+ {python} tools/build_site.py\n")
 

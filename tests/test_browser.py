@@ -11,8 +11,8 @@ playwright (no `playwright install`: the system browser), opens what `./course.s
   (07 and 08 alone 6), so it is left to `SDLIB_BROWSER_RUN_ALL=1`, which runs every notebook;
 - the committed notebooks, unexecuted: the explorers show their saved slider and picture;
 - every page of the website (tools/build_site.py): pictures load, internal links answer.
-The quick settings of tests/test_notebooks_on_twins.py (SDLIB_TRAIN_STEPS, SDLIB_SAMPLE_STEPS) cut
-07's training and 08's sampling runs; still, running all nine notebooks is most of this file's time.
+The quick settings (tools/execute_notebooks.py's QUICK_ENV: SDLIB_TRAIN_STEPS, SDLIB_SAMPLE_STEPS) cut
+07's training and 08's sampling runs when all nine run; running notebooks is most of this file's time.
 Screenshots go to a temporary folder; their paths are printed (-s). JupyterLab and chromium run with
 folders of their own (config, settings, workspaces), autosave off: nothing of the user's is read or
 changed, and nothing is saved to notebooks/. Deselect with `-m "not browser"`.
@@ -43,14 +43,12 @@ EXPLORERS = [nb for nb in NOTEBOOKS if "explorer(" in nb.read_text()]  # 01, 02,
 RUN_HERE = NOTEBOOKS if os.environ.get("SDLIB_BROWSER_RUN_ALL") == "1" else EXPLORERS
 sys.path.insert(0, str(ROOT / "tools"))
 import build_site  # noqa: E402
-from execute_notebooks import ENV  # noqa: E402  (the environment notebooks are executed in)
+from execute_notebooks import ENV, QUICK_ENV  # noqa: E402  (the environment notebooks are executed in)
 
-# One worker runs the file: conftest.py sends each file whole, and the group says so to --dist loadgroup.
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.browser  # one worker runs the whole file: conftest.py sends files whole
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-QUICK = {"SDLIB_TRAIN_STEPS": "2", "SDLIB_SAMPLE_STEPS": "10"}  # 07's training and 08's sampling runs
 RUN_TIMEOUT_S = 300  # one notebook's Run All Cells
 # JupyterLab settings for the test: no autosave (the notebooks are run, never saved); every cell
 # rendered (the default windowing leaves cells out of the page until scrolled to); no news pop-up.
@@ -135,7 +133,7 @@ def lab(browser, tmp_path_factory):  # browser first: without chromium, skip bef
         path = home / "settings" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
-    env = {**os.environ, **ENV, **QUICK, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    env = {**os.environ, **ENV, **QUICK_ENV,
            "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
            "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}

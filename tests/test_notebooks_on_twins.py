@@ -25,10 +25,8 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 READS_UNET_OUTPUT = ("00_", "02_", "04_", "05_", "06_", "08_")  # run on the v-prediction twin as well
 # (07's v-prediction training target is tested in tests/test_finetune.py)
 TEXT_LAYERS = 2  # text-encoder depth of the twins here (tests/test_twins.py checks the real depths)
-QUICK = {"SDLIB_TRAIN_STEPS": "2",    # notebook 07's training runs: every cell, two steps
-         "SDLIB_SAMPLE_STEPS": "10"}  # notebook 08's sampling runs (its sampler sweep keeps its step counts)
 sys.path.insert(0, str(ROOT / "tools"))
-from execute_notebooks import ENV  # noqa: E402  (the environment notebooks are executed in)
+from execute_notebooks import ENV, QUICK_ENV  # noqa: E402  (the environment notebooks are executed in)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +65,7 @@ THREADS = "1" if UNDER_XDIST else str(max(1, (os.cpu_count() or 1) // WORKERS))
 
 def run_on_twin(folder, notebook, out_dir):
     """Execute `notebook` on the twin in `folder`, in a Python of its own; the executed notebook."""
-    env = {**os.environ, **ENV, **QUICK, "SDLIB_MODEL": str(folder),
+    env = {**os.environ, **ENV, **QUICK_ENV, "SDLIB_MODEL": str(folder),
            "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
     src, out = out_dir / f"in_{notebook.name}", out_dir / notebook.name
     nb = nbformat.read(notebook, as_version=4)

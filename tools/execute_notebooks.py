@@ -4,9 +4,11 @@
 
 Runs each notebook in a fresh kernel on the built-in model on CPU (SDLIB_MODEL=builtin,
 SDLIB_DEVICE=cpu, offline) on one CPU thread, from the notebooks/ folder, and writes it back with
-outputs and execution counts 1..N. One thread: torch splits sums (matrix products, reductions) among
-its threads, so the last digits depend on the thread count; with one, the committed numbers
-reproduce on any machine, and `./course.sh test` checks notebooks side by side, one per core. Prints the wall time of each. Used by the benchmark as well.
+outputs and execution counts 1..N. Prints the wall time of each. Used by the benchmark as well.
+
+One thread: torch splits sums (matrix products, reductions) among its threads, so the last digits
+depend on the thread count; with one, the committed numbers reproduce on any machine, and
+`./course.sh test` checks notebooks side by side, one per core.
 """
 import os
 import re
@@ -21,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {"SDLIB_MODEL": "builtin", "SDLIB_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
        "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0",
        "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Every cell, quickly, for the tests that only check that the notebooks run (on the SD-shaped twins,
+# in the browser): notebook 07 trains 2 steps, 08 samples 10 (its sampler sweep keeps its counts).
+QUICK_ENV = {"SDLIB_TRAIN_STEPS": "2", "SDLIB_SAMPLE_STEPS": "10"}
 
 
 def execute(path, write=True, timeout=600):

@@ -6,8 +6,7 @@
 Per notebook: what learners will see (its "What you will see" line), what they should know before,
 the reading time, the measured run time on one core of this project's laptop-class CPU (from
 docs/notebook_times.json, written from a test run: seconds each notebook took under nbval, whose
-kernels run on one thread), and
-every "Try it" with where its worked answer is.
+kernels run on one thread), and every "Try it" with where its worked answer is.
 """
 import argparse
 import json

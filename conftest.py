@@ -15,6 +15,8 @@ no longer reads, so its groups silently fall apart and a notebook's cells scatte
 import json
 from pathlib import Path
 
+import pytest
+
 SPREAD = ("tests/test_notebooks_on_twins.py",)  # files whose tests are shared out one by one
 SLOW_FILES = ("tests/test_browser.py", "tests/test_colab_install.py", "tests/test_builtin_model.py",
               "tests/test_twins.py", "tests/test_guidance.py")  # > 30 s each, measured
@@ -38,6 +40,7 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: _rank(item, times))  # stable: a notebook's cells keep their order
 
 
+@pytest.hookimpl(optionalhook=True)  # known only while xdist is loaded (`-p no:xdist` runs without it)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 

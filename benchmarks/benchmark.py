@@ -2,7 +2,9 @@
 
 - sdlib.generate vs diffusers' StableDiffusionPipeline, same 25-step generation (goal: ratio <= 1.02)
 - seconds per step, peak RSS
-- wall time of executing every notebook (skip with --no-notebooks)
+- wall time of executing every notebook on --model and --device (skip with --no-notebooks): the
+  run times on the teacher's page (docs/teachers.md). On a Colab GPU, from the course folder:
+  `HF_HUB_OFFLINE=0 python benchmarks/benchmark.py --model CompVis/stable-diffusion-v1-4 --device cuda`
 """
 import argparse
 import os
@@ -70,9 +72,14 @@ def main():
         sys.path.insert(0, str(ROOT / "tools"))
         from execute_notebooks import execute
 
+        # the model and device benchmarked above; a GPU run keeps every CPU thread (a CPU run has one,
+        # as in the committed notebooks); HF_HUB_OFFLINE=0 lets a first GPU run download the model
+        threads = "1" if args.device == "cpu" else str(os.cpu_count() or 1)
+        notebook_env = {"SDLIB_MODEL": args.model, "SDLIB_DEVICE": args.device, "HF_HUB_OFFLINE":
+                        os.environ["HF_HUB_OFFLINE"], "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         total = 0.0
         for nb in sorted((ROOT / "notebooks").glob("[0-9]*.ipynb")):
-            seconds = execute(str(nb), write=False)
+            seconds = execute(str(nb), write=False, env=notebook_env)
             total += seconds
             print(f"notebook {nb.name}: {seconds:.1f} s")
         print(f"all notebooks: {total:.1f} s")

@@ -5,12 +5,14 @@ downloaded here, so each notebook is executed on twins (`sdlib.builtin.twins`): 
 (PNDM, CLIP ViT-L/14 text encoder, 768 wide) and, for the notebooks that read the UNet's output,
 SD 2.1's (DDIM, v-prediction, OpenCLIP-H 1024 wide, pad "!"). The twins are narrow, run at 64 px
 (8 x 8 latents) and have 2 text-encoder layers (of 12 and 23; the width, heads and vocabulary are
-real SD's) so that a CPU gets through; notebook 07 trains 2 steps (SDLIB_TRAIN_STEPS) and 08 samples
-10 (SDLIB_SAMPLE_STEPS). Outputs are not compared (random weights draw noise), but every cell must
-run, and the settings cell must pick the real-SD branch. The runs go side by side (`runs`).
+real SD's) so that a CPU gets through; notebook 07 trains 2 steps (SDLIB_TRAIN_STEPS), 07 and 08
+sample 5 (SDLIB_SAMPLE_STEPS), and the step counts written in cells are lowered to 5 (`quick_steps`).
+Outputs are not compared (random weights draw noise), but every cell must run, and the settings
+cell must pick the real-SD branch. The runs go side by side (`runs`).
 """
 import concurrent.futures
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +65,21 @@ WORKERS = 1 if UNDER_XDIST else max(1, min(4, (os.cpu_count() or 1)))
 THREADS = "1" if UNDER_XDIST else str(max(1, (os.cpu_count() or 1) // WORKERS))
 
 
+# The sampling counts written into the cells (`num_steps=25`, `set_timesteps(25)`, ...) are capped at
+# QUICK_STEPS in the copy that runs here, the hand loops and the library calls they are compared with
+# alike: the twins draw noise, so what is tested is that every cell runs. Notebooks 07 and 08 read
+# SDLIB_SAMPLE_STEPS themselves. The 15 runs took 353 s together in a quiet fresh-clone run on
+# 2 cores (2026-12-04). 08's sampler sweep keeps its counts (5, 10, 25, 50: a worked answer reads
+# the 10-step row), which makes 08 the longest run (47 s on the 2.1 twin).
+QUICK_STEPS = int(QUICK_ENV["SDLIB_SAMPLE_STEPS"])
+STEP_COUNT = re.compile(r"\b(num_steps\s*=\s*|num_inference_steps\s*=\s*|set_timesteps\()(\d+)\b")
+
+
+def quick_steps(source):
+    """`source` with every literal step count above QUICK_STEPS lowered to it."""
+    return STEP_COUNT.sub(lambda m: m[1] + str(min(int(m[2]), QUICK_STEPS)), source)
+
+
 def run_on_twin(folder, notebook, out_dir):
     """Execute `notebook` on the twin in `folder`, in a Python of its own; the executed notebook."""
     env = {**os.environ, **ENV, **QUICK_ENV, "SDLIB_MODEL": str(folder),
@@ -70,6 +87,9 @@ def run_on_twin(folder, notebook, out_dir):
     src, out = out_dir / f"in_{notebook.name}", out_dir / notebook.name
     nb = nbformat.read(notebook, as_version=4)
     nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and "explorer(" in c.source)]
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.source = quick_steps(c.source)
     nbformat.write(nb, src)
     run = subprocess.run([sys.executable, "-c", RUN, str(src), str(out), str(notebook.parent)],
                          env=env, capture_output=True, text=True, timeout=1200)
@@ -104,3 +124,22 @@ def test_notebook_runs_on_twin(runs, twin, notebook):
     assert not errors, errors[0]
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "settings for real Stable Diffusion" in text, "the settings cell did not pick the SD branch"
+
+
+def test_quick_steps_lowers_the_step_counts_written_in_cells():
+    source = ('image = sdlib.generate(sd, prompt, seed=0, num_steps=25)\nscheduler.set_timesteps(25)\n'
+              'pipe(prompt, num_inference_steps=25)\nnum_steps = 3\nsch.set_timesteps(N)\n'
+              'SAMPLERS, STEP_COUNTS = ("ddim", "euler"), (5, 10, 25, 50)')  # kept: see above
+    assert quick_steps(source) == (
+        'image = sdlib.generate(sd, prompt, seed=0, num_steps=5)\nscheduler.set_timesteps(5)\n'
+        'pipe(prompt, num_inference_steps=5)\nnum_steps = 3\nsch.set_timesteps(N)\n'
+        'SAMPLERS, STEP_COUNTS = ("ddim", "euler"), (5, 10, 25, 50)')
+
+
+def test_quick_steps_reaches_every_notebook_that_samples_with_written_counts():
+    """Where a notebook's cells write their step counts, the twin runs lower them (06 and 07 sample
+    NUM_STEPS from their settings cell, and 07 and 08 read SDLIB_SAMPLE_STEPS; 01 does not sample)."""
+    lowered = {nb.name[:2] for nb in NOTEBOOKS
+               if any(c.cell_type == "code" and quick_steps(c.source) != c.source
+                      for c in nbformat.read(nb, as_version=4).cells)}
+    assert lowered == {"00", "02", "03", "04", "05", "08"}

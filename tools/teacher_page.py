@@ -41,7 +41,10 @@ written by `tools/teacher_page.py` from the notebooks; do not edit it by hand.
 - **Answers:** every "Try it" has a worked answer in the cell right below it, hidden (click the
   collapsed cell, or the `...`, to open it). Learners who want to try first should not expand it.
 - Run times below are for executing a whole notebook top to bottom; learners reading at their own
-  pace spend the reading time, not the run time.
+  pace spend the reading time, not the run time. To time them on your own machine or runtime, run
+  `python benchmarks/benchmark.py` in the course folder (on a Colab GPU with real Stable Diffusion:
+  `HF_HUB_OFFLINE=0 python benchmarks/benchmark.py --model CompVis/stable-diffusion-v1-4 --device cuda`);
+  it prints each notebook's seconds.
 
 """
 
@@ -85,7 +88,8 @@ def page():
         parts.append(f"- **Before:** {first_line_after('Before:', intro) or 'nothing'}\n")
         parts.append(f"- **Time:** {reading or 'see the notebook'}; runs top to bottom in {run} on one "
                      "core of a laptop-class CPU (built-in model; more cores are faster). On a Colab GPU "
-                     "with SD v1.4: not measured yet (no GPU was lent to the sessions that wrote this).\n")
+                     "with SD v1.4: not measured yet (no GPU machine ran for the sessions that wrote this; the "
+                     "benchmark above measures it).\n")
         tries = try_its(nb)
         if tries:
             parts.append("- **Try it** (worked answer: the hidden cell right below each):\n")

@@ -68,9 +68,9 @@ THREADS = "1" if UNDER_XDIST else str(max(1, (os.cpu_count() or 1) // WORKERS))
 # The sampling counts written into the cells (`num_steps=25`, `set_timesteps(25)`, ...) are capped at
 # QUICK_STEPS in the copy that runs here, the hand loops and the library calls they are compared with
 # alike: the twins draw noise, so what is tested is that every cell runs. Notebooks 07 and 08 read
-# SDLIB_SAMPLE_STEPS themselves. The 15 runs took 353 s together in a quiet fresh-clone run on
-# 2 cores (2026-12-04). 08's sampler sweep keeps its counts (5, 10, 25, 50: a worked answer reads
-# the 10-step row), which makes 08 the longest run (47 s on the 2.1 twin).
+# SDLIB_SAMPLE_STEPS themselves. The 15 runs took 323 s together in a quiet fresh-clone run on
+# 2 cores (2026-12-04, at 59d5a98). 08's sampler sweep keeps its counts (5, 10, 25, 50: a worked
+# answer reads the 10-step row), which makes 08 the longest run (37 s on the 2.1 twin).
 QUICK_STEPS = int(QUICK_ENV["SDLIB_SAMPLE_STEPS"])
 STEP_COUNT = re.compile(r"\b(num_steps\s*=\s*|num_inference_steps\s*=\s*|set_timesteps\()(\d+)\b")
 

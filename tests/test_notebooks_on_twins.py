@@ -9,6 +9,13 @@ real SD's) so that a CPU gets through; notebook 07 trains 2 steps (SDLIB_TRAIN_S
 sample 5 (SDLIB_SAMPLE_STEPS), and the step counts written in cells are lowered to 5 (`quick_steps`).
 Outputs are not compared (random weights draw noise), but every cell must run, and the settings
 cell must pick the real-SD branch. The runs go side by side (`runs`).
+
+Nothing of the built-in model's world may reach a learner on real SD (issue 26): the judge
+(`sdlib.builtin.checker`, `sdlib.builtin.evaluate`) reads the built-in model's coloured shapes, so
+on a twin every call to it fails the run (GUARD, a cell put first), and no printed line may read
+like a verdict ("red circle", "pink in 25%") unless it says it is about the built-in model
+(`builtin_world_lines`). A cell that depends on that world prints one line naming the built-in
+model and skips, or has an SD branch.
 """
 import concurrent.futures
 import os
@@ -20,7 +27,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sdlib.builtin import twins
+from sdlib.builtin import scenes, twins
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -80,13 +87,39 @@ def quick_steps(source):
     return STEP_COUNT.sub(lambda m: m[1] + str(min(int(m[2]), QUICK_STEPS)), source)
 
 
+GUARD = """\
+# Put first by tests/test_notebooks_on_twins.py: the judge is not for real SD's pictures.
+import functools, inspect, sdlib.builtin.checker, sdlib.builtin.evaluate
+def _builtin_only(f):
+    @functools.wraps(f)
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"built-in model only: {f.__module__}.{f.__name__} called on real SD's shapes")
+    return refuse
+for _module in (sdlib.builtin.checker, sdlib.builtin.evaluate):
+    for _name, _f in inspect.getmembers(_module, inspect.isfunction):
+        if not _name.startswith("_") and _f.__module__ == _module.__name__:
+            setattr(_module, _name, _builtin_only(_f))
+"""
+COLOUR_WORDS = "|".join([*scenes.COLOURS, "pink", "grey", "gray"])
+VERDICT_LIKE = re.compile(rf"\b({COLOUR_WORDS})\s+({'|'.join(scenes.SHAPES)})s?\b"  # "red circle"
+                          rf"|\b({COLOUR_WORDS})\b[^\n]{{0,30}}?\d+(\.\d+)?\s?%", re.I)  # "pink in 25%"
+
+
+def builtin_world_lines(text):
+    """The printed lines that read like the judge's verdicts on coloured shapes, except those that
+    say they are about the built-in model."""
+    return [line for line in text.splitlines()
+            if VERDICT_LIKE.search(line) and "built-in model" not in line]
+
+
 def run_on_twin(folder, notebook, out_dir):
     """Execute `notebook` on the twin in `folder`, in a Python of its own; the executed notebook."""
     env = {**os.environ, **ENV, **QUICK_ENV, "SDLIB_MODEL": str(folder),
            "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
     src, out = out_dir / f"in_{notebook.name}", out_dir / notebook.name
     nb = nbformat.read(notebook, as_version=4)
-    nb.cells = [c for c in nb.cells if not (c.cell_type == "code" and "explorer(" in c.source)]
+    nb.cells = [nbformat.v4.new_code_cell(GUARD)] + \
+        [c for c in nb.cells if not (c.cell_type == "code" and "explorer(" in c.source)]
     for c in nb.cells:
         if c.cell_type == "code":
             c.source = quick_steps(c.source)
@@ -124,6 +157,16 @@ def test_notebook_runs_on_twin(runs, twin, notebook):
     assert not errors, errors[0]
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "settings for real Stable Diffusion" in text, "the settings cell did not pick the SD branch"
+    assert not builtin_world_lines(text), f"built-in model's verdicts printed on {twin}: {builtin_world_lines(text)}"
+
+
+def test_builtin_world_lines_finds_verdicts_printed_on_real_sd():
+    printed = ("settings for real Stable Diffusion (a red apple on a wooden table)\n"
+               "the judge reads: red circle on grey\n"
+               "'a circle' before: pink in 25%\n"
+               "built-in model only: the judge reads a red circle here; skipped on this model\n"
+               "max pixel difference, hand loop vs pipeline: 0\n")
+    assert builtin_world_lines(printed) == ["the judge reads: red circle on grey", "'a circle' before: pink in 25%"]
 
 
 def test_quick_steps_lowers_the_step_counts_written_in_cells():

@@ -20,6 +20,8 @@ import nbformat
 from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import answers  # noqa: E402  (where the worked answers are)
 
 STYLE = """<style>
 body { font-family: system-ui, sans-serif; max-width: 60em; margin: 2em auto; padding: 0 1em; line-height: 1.5; }
@@ -27,12 +29,35 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 0
 img { max-width: 100%; } code { background: #f4f4f4; padding: 0 0.2em; }
 nav { margin-bottom: 1.5em; }
 </style>"""
+# A worked answer on a notebook's page: closed until its summary is clicked.
+ANSWER_STYLE = ("<style>details.answer { border: 1px solid #ccc; border-radius: 4px; margin: 0.5em 0 0.5em 5em; }"
+                " details.answer > summary { cursor: pointer; padding: 0.4em 0.8em; font-weight: bold; }</style>")
 
 
 def page(title, body):
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"{STYLE}</head><body><nav><a href=\"index.html\">Contents</a> · "
             f"<a href=\"teachers.html\">For teachers</a></nav>\n{body}\n</body></html>\n")
+
+
+def close_answers(body, nb):
+    """`body` (nbconvert's HTML of `nb`) with each worked answer (tools/answers.py) in a closed
+    <details> block: its heading becomes the summary, its cells the content. nbconvert writes the
+    cells as consecutive <div class="jp-Cell ..." id="cell-id=ID"> siblings, so a section is the
+    text from its first body cell's div to the next cell's div."""
+    def start(k):
+        if k >= len(nb.cells):
+            return body.rindex("</main>")
+        m = re.search(r'<div class="jp-Cell[^"]*" id="cell-id=' + re.escape(nb.cells[k].id) + '"', body)
+        return m.start()
+
+    for i, cell_indices in reversed(answers.answer_sections(nb)):
+        end = start(cell_indices[-1] + 1 if cell_indices else i + 1)
+        title = html.escape(nb.cells[i].source.strip().lstrip("# "))
+        head, inner = start(i), body[start(i + 1):end]
+        body = (body[:head] + f'<details class="answer"><summary>{title}</summary>\n{inner}</details>\n'
+                + body[end:])
+    return body.replace("</head>", ANSWER_STYLE + "</head>", 1)
 
 
 def notebooks():
@@ -61,7 +86,9 @@ def build(out):
     shutil.copytree(ROOT / "figures", out / "figures")
     exporter = HTMLExporter(template_name="lab")
     for path in notebooks():
-        body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+        nb = nbformat.read(path, as_version=4)
+        body, _ = exporter.from_notebook_node(nb)
+        body = close_answers(body, nb)
         nav = ('<nav style="font-family: system-ui, sans-serif; margin: 1em;"><a href="../index.html">Contents</a>'
                ' · <a href="../teachers.html">For teachers</a></nav>')
         body = re.sub(r"(<body[^>]*>)", r"\1" + nav, body, count=1)

@@ -20,6 +20,8 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import answers  # noqa: E402
 ENV = {"SDLIB_MODEL": "builtin", "SDLIB_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
        "MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0",
        "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -44,7 +46,7 @@ def execute(path, write=True, timeout=600, env=None):
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
-    nb = _stable_widget_ids(nb)
+    nb = answers.hide(_stable_widget_ids(nb))  # every worked answer closed until opened
     if write:
         nbformat.write(nb, path)
     return seconds

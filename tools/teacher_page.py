@@ -17,6 +17,8 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import answers  # noqa: E402  (the Try-its and their answers: one home)
 PAGE = ROOT / "docs" / "teachers.md"
 TIMES = ROOT / "docs" / "notebook_times.json"
 
@@ -38,8 +40,13 @@ written by `tools/teacher_page.py` from the notebooks; do not edit it by hand.
   `tools/set_repo_url.py URL` once the course has a public repository). Choose a GPU runtime; the
   first cell installs the course, the load cell downloads SD v1.4 (about 4 GB, a few minutes).
   Kaggle needs Internet switched on in the notebook's settings.
-- **Answers:** every "Try it" has a worked answer in the cell right below it, hidden (click the
-  collapsed cell, or the `...`, to open it). Learners who want to try first should not expand it.
+- **Answers:** every "Try it" has a worked answer right after it (or after the cells it needs), in a
+  section headed "Answer" that is closed until opened: in JupyterLab the heading shows "N cells
+  hidden" and its arrow opens it; in Colab the section is collapsed and opens with its arrow; on the
+  course website (`./course.sh site`) it is an "Answer" block that opens on click. GitHub's and
+  nbviewer's static views cannot close a cell: there the answers are shown open. The answer's code
+  and its output are both inside the closed section. (`tools/answers.py` checks every "Try it" has
+  one and writes the hiding into the notebooks.)
 - Run times below are for executing a whole notebook top to bottom; learners reading at their own
   pace spend the reading time, not the run time. To time them on your own machine or runtime, run
   `python benchmarks/benchmark.py` in the course folder (on a Colab GPU with real Stable Diffusion:
@@ -55,21 +62,14 @@ def first_line_after(label, text):
 
 
 def try_its(nb):
-    """[(section, task)] for every **Try it** in the notebook's markdown."""
-    out, section = [], "(top)"
-    for cell in nb.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for line in cell.source.splitlines():
-            if line.startswith("## "):
-                section = line[3:].strip()
-        for m in re.finditer(r"(?m)^\*\*Try it([^*]*)\*\*\s*([^\n]*)", cell.source):
-            if re.sub(r"^\d+\. ", "", section).startswith(("Recap", "Where the course goes next")):
-                continue  # a recap's "Try it" points to more exercises: it has no worked answer
+    """[(section, task)] for every **Try it** in the notebook's markdown (answers.try_its finds them)."""
+    out = []
+    for i, section in answers.try_its(nb):
+        for m in re.finditer(r"(?m)^\*\*Try it([^*]*)\*\*\s*([^\n]*)", nb.cells[i].source):
             title = m.group(1).strip(" :.()")
             rest = re.split(r"(?<=[.?!])\s", m.group(2).strip(), maxsplit=1)[0]
             task = title if title and title != "predict first" else rest
-            out.append((section, " ".join(task.split())))
+            out.append((section, " ".join(task.split()) or "see the list in the notebook"))
     return out
 
 
@@ -92,7 +92,7 @@ def page():
                      "benchmark above measures it).\n")
         tries = try_its(nb)
         if tries:
-            parts.append("- **Try it** (worked answer: the hidden cell right below each):\n")
+            parts.append("- **Try it** (worked answer: the closed \"Answer\" section after each):\n")
             parts += [f"  - {task} (section {section})\n" for section, task in tries]
         parts.append("\n")
     return "".join(parts).rstrip() + "\n"

@@ -107,9 +107,9 @@ VERDICT_LIKE = re.compile(rf"\b({COLOUR_WORDS})\s+({'|'.join(scenes.SHAPES)})s?\
 
 def builtin_world_lines(text):
     """The printed lines that read like the judge's verdicts on coloured shapes, except those that
-    say they are about the built-in model."""
+    say they are about the built-in model. Quoted text is a prompt, not a verdict: left out."""
     return [line for line in text.splitlines()
-            if VERDICT_LIKE.search(line) and "built-in model" not in line]
+            if VERDICT_LIKE.search(re.sub(r"'[^']*'|\"[^\"]*\"", "''", line)) and "built-in model" not in line]
 
 
 def run_on_twin(folder, notebook, out_dir):
@@ -165,7 +165,8 @@ def test_builtin_world_lines_finds_verdicts_printed_on_real_sd():
                "the judge reads: red circle on grey\n"
                "'a circle' before: pink in 25%\n"
                "built-in model only: the judge reads a red circle here; skipped on this model\n"
-               "max pixel difference, hand loop vs pipeline: 0\n")
+               "max pixel difference, hand loop vs pipeline: 0\n"
+               "16 copies: 81 tokens (5n + 1 = 81); cut: 'a small red circle'\n")
     assert builtin_world_lines(printed) == ["the judge reads: red circle on grey", "'a circle' before: pink in 25%"]
 
 

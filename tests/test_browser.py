@@ -10,7 +10,9 @@ playwright (no `playwright install`: the system browser), opens what `./course.s
   those top to bottom already; running them here too cost 7 more minutes of a 2-core test run
   (07 and 08 alone 6), so it is left to `SDLIB_BROWSER_RUN_ALL=1`, which runs every notebook;
 - the committed notebooks, unexecuted: the explorers show their saved slider and picture;
-- every page of the website (tools/build_site.py): pictures load, internal links answer.
+- every page of the website (tools/build_site.py): pictures load, internal links answer;
+- the worked answers (tools/answers.py), code and output, are closed until clicked, in JupyterLab
+  and on the website.
 The quick settings (tools/execute_notebooks.py's QUICK_ENV: SDLIB_TRAIN_STEPS, SDLIB_SAMPLE_STEPS) cut
 07's training and 08's sampling runs when all nine run; running notebooks is most of this file's time.
 Screenshots go to a temporary folder; their paths are printed (-s). JupyterLab and chromium run with
@@ -42,6 +44,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPLORERS = [nb for nb in NOTEBOOKS if "explorer(" in nb.read_text()]  # 01, 02, 03, 05
 RUN_HERE = NOTEBOOKS if os.environ.get("SDLIB_BROWSER_RUN_ALL") == "1" else EXPLORERS
 sys.path.insert(0, str(ROOT / "tools"))
+import answers  # noqa: E402
 import build_site  # noqa: E402
 from execute_notebooks import ENV, QUICK_ENV  # noqa: E402  (the environment notebooks are executed in)
 
@@ -190,6 +193,13 @@ def menu(page, top, item):
     page.locator(".lm-Menu-itemLabel").get_by_text(item, exact=True).click()
 
 
+def open_answers(page):
+    """Open every closed worked answer (a collapsed "Answer" heading), as a learner clicking each."""
+    closed = page.locator(".jp-NotebookPanel .jp-showHiddenCellsButton")  # "+ N cells hidden"
+    for _ in range(closed.count()):
+        closed.first.click()
+
+
 def tracebacks(page):
     return page.locator(STDERR).filter(has_text="Traceback")
 
@@ -231,7 +241,8 @@ def picture(explorer):
 @pytest.mark.parametrize("path", RUN_HERE, ids=[nb.stem[:2] for nb in RUN_HERE])
 def test_notebook_runs_in_jupyterlab_without_errors(lab, open_notebook, shots, path):
     page = open_notebook(path)
-    menu(page, "View", "Expand All Code")  # the worked answers' prompts too
+    open_answers(page)  # the worked answers run too
+    menu(page, "View", "Expand All Code")
     menu(page, "Edit", "Clear Outputs of All Cells")  # so that every prompt reads [ ]: before the run
     prompts = run_all_cells(page, lab, path.name, RUN_TIMEOUT_S)
     page.locator(".jp-NotebookPanel .jp-CodeCell").last.scroll_into_view_if_needed()
@@ -265,6 +276,7 @@ NOT_RUN_HERE = [nb for nb in NOTEBOOKS if nb not in RUN_HERE]
 def test_committed_notebook_renders_in_jupyterlab(open_notebook, shots, path):
     """A notebook as committed: every cell drawn, every picture loaded, no error output."""
     page = open_notebook(path)
+    open_answers(page)
     menu(page, "View", "Expand All Code")
     images = page.locator(".jp-NotebookPanel .jp-OutputArea-output img")
     n_png = sum("image/png" in o.get("data", {}) for c in nbformat.read(path, as_version=4).cells
@@ -294,6 +306,36 @@ def test_committed_notebook_shows_its_explorer_unexecuted(open_notebook, shots, 
     assert img.evaluate("img => img.complete && img.naturalWidth > 0")
     shots(explorer, f"{path.stem}_unexecuted_explorer")
     assert_no_error_shown(page, path.name)
+
+
+def _answer_with_output():
+    """(notebook, answers.answer_sections) of the first notebook with an answer that has printed output."""
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        sections = answers.answer_sections(nb)
+        if any(nb.cells[j].cell_type == "code" and nb.cells[j].outputs for _, body in sections for j in body):
+            return path, nb, sections
+    pytest.fail("no notebook has a worked answer with output")
+
+
+def test_answers_are_closed_in_jupyterlab_until_clicked(open_notebook, shots):
+    """Opened as committed: each "Answer" heading shows, with "+ N cells hidden" under it, its cells
+    (code and output) do not; a click on "+ N cells hidden" shows them."""
+    path, nb, sections = _answer_with_output()
+    page = open_notebook(path)
+    cells = page.locator(".jp-NotebookPanel .jp-Cell")
+    for i, body in sections:
+        assert cells.nth(i).is_visible(), f"{path.name}: answer heading cell {i} not shown"
+        shown = [j for j in body if cells.nth(j).is_visible()]
+        assert not shown, f"{path.name}: cells {shown} of the answer at cell {i} are shown before a click"
+    i, body = next((i, body) for i, body in sections if any(nb.cells[j].cell_type == "code" for j in body))
+    cells.nth(i).scroll_into_view_if_needed()
+    shots(cells.nth(i), f"{path.stem}_answer_closed")
+    cells.nth(i).locator(".jp-showHiddenCellsButton").click()
+    j = next(j for j in body if nb.cells[j].cell_type == "code")
+    cells.nth(j).locator(".jp-OutputArea-output").first.wait_for(state="visible", timeout=10_000)
+    assert all(cells.nth(k).is_visible() for k in body), f"{path.name}: the answer at cell {i} did not open"
+    shots(cells.nth(j), f"{path.stem}_answer_open")
 
 
 def test_jupyterlab_saves_widget_state_with_the_notebook(lab):
@@ -361,3 +403,23 @@ def test_site_pages_show_every_picture_and_link_to_pages_that_exist(browser, sit
     context.close()
     assert not problems, problems
     print(f"internal links checked: {len(link_status)}; requests blocked to: {sorted(blocked)}")
+
+
+def test_site_answers_are_closed_until_clicked(browser, site_url, shots):
+    """On a notebook's page each worked answer is a closed <details>: its code and output are not
+    shown until its summary is clicked."""
+    path, nb, sections = _answer_with_output()
+    base, _ = site_url
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.route(re.compile("^(?!" + re.escape(base) + "/)"), lambda route: route.abort())
+    page.goto(f"{base}/notebooks/{path.stem}.html", wait_until="load")
+    blocks = page.locator("details.answer")
+    assert blocks.count() == len(sections)
+    assert blocks.evaluate_all("ds => ds.filter(d => d.open).length") == 0
+    k = next(k for k, (_, body) in enumerate(sections) if any(nb.cells[j].cell_type == "code" for j in body))
+    output = blocks.nth(k).locator(".jp-OutputArea-output").first
+    assert not output.is_visible()
+    blocks.nth(k).locator("summary").click()
+    output.wait_for(state="visible", timeout=5_000)
+    shots(blocks.nth(k), f"site_{path.stem}_answer_open")
+    page.close()

@@ -41,8 +41,8 @@ written by `tools/teacher_page.py` from the notebooks; do not edit it by hand.
   first cell installs the course, the load cell downloads SD v1.4 (about 4 GB, a few minutes).
   Kaggle needs Internet switched on in the notebook's settings.
 - **Answers:** every "Try it" has a worked answer right after it (or after the cells it needs), in a
-  section headed "Answer" that is closed until opened: in JupyterLab the heading shows "N cells
-  hidden" and its arrow opens it; in Colab the section is collapsed and opens with its arrow; on the
+  section headed "Answer" that is closed until opened: in JupyterLab the heading shows a "+ N cells
+  hidden" button that opens it; in Colab the section is collapsed and opens with its arrow; on the
   course website (`./course.sh site`) it is an "Answer" block that opens on click. GitHub's and
   nbviewer's static views cannot close a cell: there the answers are shown open. The answer's code
   and its output are both inside the closed section. (`tools/answers.py` checks every "Try it" has

@@ -10,6 +10,7 @@ One thread: torch splits sums (matrix products, reductions) among its threads, s
 depend on the thread count; with one, the committed numbers reproduce on any machine, and
 `./course.sh test` checks notebooks side by side, one per core.
 """
+import hashlib
 import os
 import re
 import sys
@@ -46,7 +47,7 @@ def execute(path, write=True, timeout=600, env=None):
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
-    nb = answers.hide(_stable_widget_ids(nb))  # every worked answer closed until opened
+    nb = answers.hide(_stable_widget_ids(_cell_ids(nb)))  # every worked answer closed until opened
     if write:
         nbformat.write(nb, path)
     return seconds
@@ -73,6 +74,15 @@ def _stable_widget_ids(nb):
     for k, old in enumerate(ids):
         text = text.replace(old, f"{k + 1:032x}")
     return nbformat.reads(text, as_version=4)
+
+
+def _cell_ids(nb):
+    """Give a cell added without an id (nbformat 4.5 wants one; the site finds answers by it) one
+    made from its place and text, so that executing twice writes the same file."""
+    for i, cell in enumerate(nb.cells):
+        if not cell.get("id"):
+            cell["id"] = f"c{i}-" + hashlib.sha1(cell.source.encode()).hexdigest()[:8]
+    return nb
 
 
 def _has_widgets(nb):

@@ -3,12 +3,17 @@
 Why: "did the model draw a purple triangle?" should be answered by something that knows nothing
 about the model, or a model could grade itself. Because `scenes` draws from a tiny known grammar,
 plain pixel statistics suffice: segment the pixels far from the background, name the colour of
-their median, and find the shape whose template, drawn with the blob's area at its centroid,
-overlaps it best (analysis by synthesis: no thresholds per shape to tune).
+their median (the nearest palette colour as the eye sees it, `colour_difference`), and find the
+shape whose template, drawn with the blob's area at its centroid, overlaps it best (analysis by
+synthesis: no thresholds per shape to tune). The place is the blob's bounding-box centre on the
+3x3 grid; the background is named from the median of the image's border.
 
     verdict = judge(image)                    # {"colour": "red", "shape": "circle", ...}
     adherence(images, [s for _, s in items])  # {"colour_acc": 0.97, "shape_acc": 0.9, ...}
     position_ok(images, scenes)               # {"acc": 0.92, "n": 48, "ok": [True, ...]}
+    error_rates(200, sd=sd)                   # {"colour": 0.0, "shape": 0.02, ...}: its own errors
+
+Taught in notebooks/05 (opened there, with its error rates); used from notebooks/01 on.
 
 The evaluation rows (`evaluate.row_accuracy`, prompts from `eval_sets`) are scored by
 `position_ok`, `size_ok` and `two_objects_ok`, all on `judge`'s blobs: one segmentation for all.
@@ -31,7 +36,10 @@ EDGE_DILATION = 2      # pixels at 64 px (scaled with the side above): the soft 
 REFERENCE_SIZE = 64    # the image side the pixel thresholds above were set on
 MAX_AREA_FRAC = 0.6    # a blob covering more of the image is not an object of the grammar
 MIN_SHAPE_SCORE = 0.6  # template overlap (soft IoU) below this: shape unclear -> None
-MAX_COLOUR_DISTANCE = 100  # median colour farther than this from every canonical one -> None
+MAX_COLOUR_DISTANCE = 15  # CIE94 difference (`colour_difference`): a median colour farther than
+#   this from every named colour is named None. Twice the largest error of the built-in VAE's round
+#   trip (7.4 on 64 renders); a mid grey (16 or more from every palette colour), pink (19 from
+#   purple) and cyan (30 from green) are outside the palette and named None unless added to it.
 MIN_SIZE = 32          # validate's smallest render: a small shape is then ~7 px, above MIN_AREA
 SIZE_RATIO = 2         # size row: "a large X" must cover more than twice the area of "a small X"
 #   (renders: (0.47 / 0.22)^2 = 4.6, at least 3.3 with the +-8 % jitter of scenes.make_obj)
@@ -50,10 +58,60 @@ def _check_bool(name, value):
     return value
 
 
+# ---------------------------------------------------------------- naming colours
+# sRGB (IEC 61966-2-1) -> CIE XYZ under the D65 white -> CIELAB (CIE 1976 L*a*b*)
+SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805],
+                        [0.2126, 0.7152, 0.0722],
+                        [0.0193, 0.1192, 0.9505]])
+D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+
+def lab(rgb):
+    """RGB in 0..255, (..., 3) -> CIELAB (..., 3): L* lightness 0..100, a* green-red, b* blue-yellow.
+    Undo the sRGB gamma, mix to XYZ, divide by the white, then the CIE cube root."""
+    c = np.asarray(rgb, np.float64) / 255
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)  # linear light
+    xyz = c @ SRGB_TO_XYZ.T / D65_WHITE  # (..., 3)
+    f = np.where(xyz > 216 / 24389, np.cbrt(xyz), xyz * 24389 / 27 / 116 + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
+                     200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def colour_difference(rgb, reference):
+    """How different `rgb` looks from the named colour `reference` (both RGB 0..255, (..., 3)):
+    CIE94 with the textile weights (CIE 116-1995), Delta E*94 = sqrt((dL / 2)^2 + (dC / S_C)^2 +
+    (dH / S_H)^2), S_C = 1 + 0.048 C*, S_H = 1 + 0.014 C*, where dL, dC, dH are the differences in
+    lightness, chroma (colourfulness) and hue, and C* is the reference's chroma. A vivid reference
+    tolerates a duller version of itself, and lightness counts half, as when a person names a
+    colour: a dark orange is still orange. The dull blue (71, 89, 146) of a generated background
+    is 79 from blue (35, 75, 215) and 71 from grey in RGB, but 11 from blue and 33 from grey here.
+    About 1 is the smallest difference the eye sees."""
+    l_ref, l_x = lab(reference), lab(rgb)  # (..., 3) each
+    c_ref, c_x = (np.hypot(v[..., 1], v[..., 2]) for v in (l_ref, l_x))  # chroma C*
+    d_l, d_c = l_ref[..., 0] - l_x[..., 0], c_ref - c_x
+    d_h2 = np.maximum(((l_ref[..., 1:] - l_x[..., 1:]) ** 2).sum(-1) - d_c ** 2, 0)  # dH^2 = da^2 + db^2 - dC^2
+    return np.sqrt((d_l / 2) ** 2 + (d_c / (1 + 0.048 * c_ref)) ** 2 + d_h2 / (1 + 0.014 * c_ref) ** 2)
+
+
 def _nearest_name(rgb, table):
-    names = list(table)
-    d = np.linalg.norm(np.asarray([table[n] for n in names], np.float32) - rgb, axis=1)
+    """(name, CIE94 difference) of the colour in {name: rgb or [rgb, ...]} that rgb looks nearest."""
+    names, refs = zip(*[(n, r) for n, v in table.items()
+                        for r in (v if isinstance(v[0], (tuple, list)) else [v])])
+    d = colour_difference(np.asarray(rgb, np.float64)[None], np.asarray(refs, np.float64))
     return names[int(d.argmin())], float(d.min())
+
+
+# A background is a solid palette colour or a pale tint of one (scenes.sample_background), so its
+# name is that of the nearest of both: a light grey check is "grey", not "white". Black's pale tint
+# is a mid grey, so it is left out: a mid grey is "grey".
+_BACKGROUND_TONES = {n: [c] + ([S._pale(c)] if n != "black" else [])
+                     for n, c in S.BACKGROUND_COLOURS.items()}
+
+
+def background_name(image):
+    """The name of an image's background: the palette colour (scenes.BACKGROUND_COLOURS), or its
+    pale tint, nearest to the median colour of the image's border (`colour_difference`)."""
+    return _nearest_name(np.median(_border(_pixels(image)), axis=0), _BACKGROUND_TONES)[0]
 
 
 def _border(img, width=2):
@@ -210,7 +268,7 @@ def judge(image, scene_or_background=None, max_objects=4, colours=None):
     objects = [_judge_blob(img, labels == i, dist, nearest, w, colours) for i in keep]
     border = np.median(_border(img), axis=0)
     result = dict(objects[0] if objects else EMPTY)
-    result.update(background=_nearest_name(border, S.BACKGROUND_COLOURS)[0], objects=objects,
+    result.update(background=_nearest_name(border, _BACKGROUND_TONES)[0], objects=objects,
                   n_objects=len(objects))
     return result
 
@@ -419,4 +477,60 @@ def validate(n=500, seed=0, size=64, use_scene_background=False, verbose=True):
     if verbose:
         print(", ".join(f"{k} {v:.3f}" for k, v in result.items() if k.endswith("acc")),
               f"on {n} ground-truth renders; shape confusions {result['confusions']}")
+    return result
+
+
+# ---------------------------------------------------------------- the judge's own error rate
+ATTRIBUTES = ("colour", "shape", "size", "position", "background")  # what error_rates scores
+
+
+def _round_trip(sd, images, batch_size=16):
+    """Images (uint8 (B, H, W, 3)) through sd's VAE and back (encode the mean, decode): as soft
+    as the pictures that model generates."""
+    from ..images import to_pil
+    from ..latents import decode, encode
+
+    out = []
+    for i in range(0, len(images), batch_size):
+        out += to_pil(decode(sd, encode(sd, images[i:i + batch_size])))
+    return out
+
+
+def error_rates(n=200, seed=0, size=64, sd=None, verbose=False):
+    """The judge's error rate per attribute (`ATTRIBUTES`) on n single-object scenes whose truth is
+    known: `scenes.make_batch` (every colour + shape pair, size, place; solid and textured
+    backgrounds), judged from the pixels alone (background estimated, as for generated pictures).
+
+    sd: None renders the scenes at `size`; a loaded bundle renders them at sd.image_size and passes
+    them through its VAE (encode, decode), so that they are as soft as the pictures it generates.
+    Returns {attribute: share of scenes judged wrong, "n": {attribute: scenes scored},
+    "mistakes": {attribute: [(truth, judged), ...]}}; verbose prints one line. The background is
+    scored on solid backgrounds only (a caption names a texture's kind, not its colour). Taught in
+    notebooks/05."""
+    n = check_int("n", n, lo=1)
+    seed = check_int("seed", seed, lo=0)
+    size = check_int("size", size, lo=MIN_SIZE)
+    _check_bool("verbose", verbose)
+    if sd is not None:
+        from ..load import check_sd
+
+        size = check_sd(sd).image_size
+    images, _, scenes = S.make_batch(n, seed, size, split="all", two_object_prob=0.0)
+    if sd is not None:
+        images = _round_trip(sd, images)
+    mistakes, counted = {k: [] for k in ATTRIBUTES}, {k: 0 for k in ATTRIBUTES}
+    for image, scene in zip(images, scenes):
+        v = judge(image)
+        truth = dict(vars(scene.main), background=scene.background.colour)
+        for k in ATTRIBUTES:
+            if k == "background" and scene.background.kind != "solid":
+                continue  # captions name a texture's kind, not its colour
+            counted[k] += 1
+            if v[k] != truth[k]:
+                mistakes[k].append((truth[k], v[k]))
+    result = {k: len(mistakes[k]) / max(counted[k], 1) for k in ATTRIBUTES}
+    result.update(n=counted, mistakes=mistakes)
+    if verbose:
+        print(f"judge errors on known scenes ({'rendered' if sd is None else 'VAE round trip'}, "
+              f"{size} px): " + ", ".join(f"{k} {len(mistakes[k])} of {counted[k]}" for k in ATTRIBUTES))
     return result

@@ -103,7 +103,10 @@ def show_images(images, titles=None, ncols=None, title=None, cell=CELL, cmap=Non
 
 
 def show_latents(latents, title=None, cell=CELL):
-    """The channels of one latent (4, h, w) or (1, 4, h, w) side by side, each with its own scale."""
+    """The channels of one latent (4, h, w) or (1, 4, h, w) side by side (taught in notebook 01).
+
+    Each channel has its own scale, centred on zero: red above zero, blue below, white at zero,
+    from -max|z_c| to +max|z_c| (the explorer, explore_latents.channel_view, uses the same rule)."""
     if not isinstance(latents, torch.Tensor) or latents.ndim not in (3, 4) \
             or (latents.ndim == 4 and len(latents) != 1):
         got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
@@ -112,8 +115,12 @@ def show_latents(latents, title=None, cell=CELL):
     z = latents.detach().cpu().float()
     z = z[0] if z.ndim == 4 else z  # (C, h, w)
     titles = [f"channel {c}\n[{z[c].min():.2f}, {z[c].max():.2f}]" for c in range(z.shape[0])]
-    return show_images([z[c].numpy() for c in range(z.shape[0])], titles, title=title, cell=cell,
-                       cmap="RdBu_r")
+    fig = show_images([z[c].numpy() for c in range(z.shape[0])], titles, title=title, cell=cell,
+                      cmap="RdBu_r")
+    for c, ax in enumerate(ax for ax in fig.axes if ax.images):
+        lim = max(float(z[c].abs().max()), 1e-8)  # symmetric limits: zero is white
+        ax.images[0].set_clim(-lim, lim)
+    return fig
 
 
 def _values(name, values, n=None):

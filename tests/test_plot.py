@@ -29,6 +29,13 @@ def test_show_latents_one_panel_per_channel():
     assert len(fig.axes) == 4 and fig.axes[0].get_title().startswith("channel 0")
 
 
+def test_show_latents_centres_each_channel_on_zero():
+    z = torch.stack([torch.full((8, 8), 0.5), torch.linspace(-2, 1, 64).reshape(8, 8)])  # (2, 8, 8)
+    z[0, 0, 0] = 1.0  # channel 0 all positive: its smallest value must not be drawn blue
+    fig = sdlib.show_latents(z)
+    assert [ax.images[0].get_clim() for ax in fig.axes] == [(-1.0, 1.0), (-2.0, 2.0)]
+
+
 def png_pixels(source):
     return np.asarray(Image.open(source).convert("RGB"))
 

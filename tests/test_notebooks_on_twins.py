@@ -100,7 +100,7 @@ for _module in (sdlib.builtin.checker, sdlib.builtin.evaluate):
         if not _name.startswith("_") and _f.__module__ == _module.__name__:
             setattr(_module, _name, _builtin_only(_f))
 """
-COLOUR_WORDS = "|".join([*scenes.COLOURS, "pink", "grey", "gray"])
+COLOUR_WORDS = "|".join([*scenes.COLOURS, "pink", "cyan", "grey", "gray"])
 VERDICT_LIKE = re.compile(rf"\b({COLOUR_WORDS})\s+({'|'.join(scenes.SHAPES)})s?\b"  # "red circle"
                           rf"|\b({COLOUR_WORDS})\b[^\n]{{0,30}}?\d+(\.\d+)?\s?%", re.I)  # "pink in 25%"
 

@@ -251,7 +251,7 @@ def judge(image, scene_or_background=None, max_objects=4, colours=None):
     `objects`: the same for every blob, largest first.
     colours: the {name: (r, g, b)} table that colours are named from; None: the dataset's
     (`scenes.COLOURS`). A colour the model never learnt is judged by adding it, e.g.
-    `dict(scenes.COLOURS, pink=(240, 110, 190))` (notebooks/07).
+    `dict(scenes.COLOURS, cyan=(0, 225, 225))` (notebooks/07).
     """
     img = _pixels(image)  # (H, W, 3)
     max_objects = check_int("max_objects", max_objects, lo=1)

@@ -67,7 +67,7 @@ def try_its(nb):
     for i, section in answers.try_its(nb):
         for m in re.finditer(r"(?m)^\*\*Try it([^*]*)\*\*\s*([^\n]*)", nb.cells[i].source):
             title = m.group(1).strip(" :.()")
-            rest = re.split(r"(?<=[.?!])\s", m.group(2).strip(), maxsplit=1)[0]
+            rest = re.split(r"(?<=[.?!])\s", m.group(2).strip().removeprefix("- "), maxsplit=1)[0]
             task = title if title and title != "predict first" else rest
             out.append((section, " ".join(task.split()) or "see the list in the notebook"))
     return out
@@ -80,7 +80,7 @@ def page():
         nb = nbformat.read(path, as_version=4)
         intro = nb.cells[0].source
         title = intro.splitlines()[0].lstrip("# ").strip()
-        reading = first_line_after("Time:", intro).split(";")[0]
+        reading = first_line_after("Time:", intro).split(";")[0].rstrip(".")
         secs = times.get(path.stem)
         run = f"{secs:.0f} s" if secs is not None else "not measured"
         parts.append(f"## {title}\n\n`notebooks/{path.name}`\n\n")
@@ -88,8 +88,7 @@ def page():
         parts.append(f"- **Before:** {first_line_after('Before:', intro) or 'nothing'}\n")
         parts.append(f"- **Time:** {reading or 'see the notebook'}; runs top to bottom in {run} on one "
                      "core of a laptop-class CPU (built-in model; more cores are faster). On a Colab GPU "
-                     "with SD v1.4: not measured yet (no GPU machine ran for the sessions that wrote this; the "
-                     "benchmark above measures it).\n")
+                     "with SD v1.4: not measured on a GPU yet; measure it with the benchmark above.\n")
         tries = try_its(nb)
         if tries:
             parts.append("- **Try it** (worked answer: the closed \"Answer\" section after each):\n")

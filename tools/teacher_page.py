@@ -88,7 +88,7 @@ def page():
         parts.append(f"- **Before:** {first_line_after('Before:', intro) or 'nothing'}\n")
         parts.append(f"- **Time:** {reading or 'see the notebook'}; runs top to bottom in {run} on one "
                      "core of a laptop-class CPU (built-in model; more cores are faster). On a Colab GPU "
-                     "with SD v1.4: not measured on a GPU yet; measure it with the benchmark above.\n")
+                     "with SD v1.4: not measured yet; measure it with the benchmark above.\n")
         tries = try_its(nb)
         if tries:
             parts.append("- **Try it** (worked answer: the closed \"Answer\" section after each):\n")

@@ -7,19 +7,30 @@ module only makes the pictures, fingerprints the model, and keeps the shipped fi
 
     python -m sdlib.builtin.concept       # regenerate sdlib/data/purple_triangle_embedding.safetensors
 
-Notebook 07 teaches the model something plain words cannot ask for: pink (`NEW_COLOUR`), a colour
-outside the dataset's palette (`scenes.COLOURS`), so "a pink circle" draws red, orange, yellow or
-green circles (0 of 16 pink, measured). `new_colour_images` draws the examples; `COLOURS_AND_NEW`
-is the palette the judge names colours from once pink is a candidate. On real SD the notebook
-learns a cat photo instead (`photo_concept_images`), as real SD can already draw pink.
+Notebook 07 teaches the model something plain words cannot ask for: cyan (`NEW_COLOUR`), a colour
+outside the dataset's palette (`scenes.COLOURS`) and far from every colour the dataset draws, so
+"a cyan circle" and "a circle" draw no cyan (the notebook measures this baseline before training).
+`new_colour_images` draws the examples; `COLOURS_AND_NEW` is the palette the judge names colours
+from once cyan is a candidate; `measure` judges what a fine-tune did (success and language drift)
+and `same_verdicts` the drift alone. On real SD the notebook learns a cat photo instead
+(`photo_concept_images`), as real SD can already draw cyan.
 """
 import dataclasses
 import hashlib
 import json
+import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from ..checks import check_int
 from ..embeddings import default_lr, learn_embedding, load_embedding, save_embedding
-from . import scenes
+from ..errors import SDLibError
+from ..load import check_sd
+from ..metrics import psnr
+from ..sampler import generate
+from . import checker, scenes
 from .model import cache_dir
 
 PROJECT_FILE = Path(__file__).resolve().parent.parent / "data" / "purple_triangle_embedding.safetensors"
@@ -41,17 +52,20 @@ def concept_images(size=64, n=8):
     return images, captions
 
 
-NEW_COLOUR = dict(name="pink", rgb=(240, 110, 190), shape="circle")  # outside scenes.COLOURS:
-# at least 100 from every palette colour in RGB (purple 119, white 153, orange 171), so the judge
-# never confuses it with one, and a colour the text space can reach between red, purple and white
+NEW_COLOUR = dict(name="cyan", rgb=(0, 225, 225), shape="circle")  # outside scenes.COLOURS, and
+# far from everything the dataset draws: at least 140 in RGB from every palette colour (blue 155,
+# green 185) and from every background tone, pale textures included (147), so the judge
+# never names a drawn colour cyan by mistake (pink, the first choice, is not: the model's pale
+# purple and red blends were judged pink in a quarter of the samples of "a circle")
 COLOURS_AND_NEW = dict(scenes.COLOURS, **{NEW_COLOUR["name"]: NEW_COLOUR["rgb"]})
 _PLACES = ("left", "right", "top", "bottom", "middle", "top left", "bottom right", "top right",
            "bottom left", "middle", "left", "right")
-_BACKGROUNDS = ("white", "grey", "white", "black")  # each at least 100 from pink (scenes.MIN_CONTRAST)
+_BACKGROUNDS = ("white",)  # the built-in VAE never saw cyan: it keeps it on white, and turns a
+# cyan circle on grey, black or a colour blue after the round trip (measured in notebooks/07)
 
 
 def new_colour_images(size=128, n=12):
-    """n pictures of the new colour (`NEW_COLOUR`: pink circles) in the three sizes, twelve places
+    """n pictures of the new colour (`NEW_COLOUR`: cyan circles) in the three sizes, twelve places
     and four backgrounds, cycling; and a caption template for each with "{}" where the colour word
     goes ("a small {} circle on the left on a white background"). Taught in notebooks/07."""
     images, captions = [], []
@@ -65,6 +79,53 @@ def new_colour_images(size=128, n=12):
         captions.append(f"{scenes.with_article(size_name)} {{}} {NEW_COLOUR['shape']} {where} "
                         f"on a {bg} background")
     return images, captions
+
+
+def _check_pictures(name, pictures):
+    if not isinstance(pictures, (list, tuple)) or not pictures:
+        raise SDLibError(f"{name} must be a non-empty list of images, got {type(pictures).__name__}.")
+    return list(pictures)
+
+
+def same_verdicts(before, after, colours=None):
+    """Language drift as the judge sees it: the share of pairs (the same seed before and after a
+    fine-tune) whose largest object keeps its judged colour and shape. 1.0: every picture of the
+    class prompt still shows what it showed; the pixels may have moved (PSNR says how much).
+    colours: the judge's colour table (None: `COLOURS_AND_NEW`). Taught in notebooks/07."""
+    before, after = _check_pictures("before", before), _check_pictures("after", after)
+    if len(before) != len(after):
+        raise SDLibError(f"before and after must pair up (one seed each): got {len(before)} and "
+                         f"{len(after)} images.")
+    colours = COLOURS_AND_NEW if colours is None else colours
+    what = lambda image: (lambda v: (v["colour"], v["shape"]))(checker.judge(image, colours=colours))
+    return sum(what(a) == what(b) for a, b in zip(before, after)) / len(before)
+
+
+def measure(sd, prompt, class_prompt, class_before, n=8, seed=0, judge=True, **generate_kw):
+    """What a fine-tune did, for notebook 07's tables: n samples of `prompt` (the learned word)
+    and len(class_before) of `class_prompt`, from `seed`, with the model as it is now, and
+        concept:       the share of prompt's samples whose largest object is judged NEW_COLOUR
+        class_concept: the same share for the class prompt's samples
+        class_kept:    `same_verdicts(class_before, class samples)`
+        class_psnr:    mean PSNR (dB) of the class samples against class_before (inf: unchanged)
+    The first three need the judge: judge=False (real SD) leaves them out. Also returns the
+    samples ("samples", "class_samples") and the seconds the measurement took ("seconds").
+    generate_kw (num_steps=...) goes to `sdlib.generate`. Taught in notebooks/07."""
+    check_sd(sd)
+    n = check_int("n", n, lo=1)
+    class_before = _check_pictures("class_before", class_before)
+    began = time.perf_counter()
+    samples = generate(sd, [prompt] * n, seed=seed, **generate_kw)
+    class_samples = generate(sd, [class_prompt] * len(class_before), seed=seed, **generate_kw)
+    row = dict(samples=samples, class_samples=class_samples,
+               class_psnr=float(torch.as_tensor(psnr(class_samples, class_before)).mean()))
+    if judge:
+        share = lambda pictures: checker.share_of(pictures, colour=NEW_COLOUR["name"],
+                                                  colours=COLOURS_AND_NEW)
+        row.update(concept=share(samples), class_concept=share(class_samples),
+                   class_kept=same_verdicts(class_before, class_samples))
+    row["seconds"] = time.perf_counter() - began
+    return row
 
 
 def photo_concept_images(size=512, n=8, seed=0):

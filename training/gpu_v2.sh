@@ -1,5 +1,5 @@
 #!/bin/bash
-# Built-in v2 on one lent GPU, inside one device call of at most 10 minutes: the UNet + text encoder
+# Built-in v2 on one GPU, in one run of at most 10 minutes: the UNet + text encoder
 # (on the step-2400 VAE's frozen encoder) and, beside it on the same GPU, the decoder-only stage at
 # 128 px; both fit their step counts to the budget (--minutes), then one fp16 export.
 # Run from the repo root on the device machine, with .whl (diffusers) carried:

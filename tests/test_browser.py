@@ -178,9 +178,14 @@ def open_notebook(browser, lab):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         opened.append((page, path.name))
         page.goto(f"{lab.url}/lab/tree/{path.name}?reset&token={lab.token}")  # reset: no other tab
-        n_cells = len(nbformat.read(path, as_version=4).cells)
-        page.wait_for_function(f"document.querySelectorAll('.jp-NotebookPanel .jp-Cell').length == {n_cells}",
+        nb = nbformat.read(path, as_version=4)
+        page.wait_for_function(f"document.querySelectorAll('.jp-NotebookPanel .jp-Cell').length == {len(nb.cells)}",
                                timeout=120_000)
+        # JupyterLab applies the saved collapsed headings after the cells exist: on a busy machine a
+        # check made in between sees an answer open. Wait until each answer shows "+ N cells hidden".
+        n_answers = len(answers.answer_sections(nb))
+        page.wait_for_function("document.querySelectorAll('.jp-NotebookPanel .jp-showHiddenCellsButton').length"
+                               f" >= {n_answers}", timeout=60_000)
         return page
     yield open_
     for page, name in opened:

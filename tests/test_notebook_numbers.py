@@ -22,6 +22,7 @@ QUOTED = re.compile(rf"(?<![\w.])({NUMBER})(?:\s*(?:-|–|to)\s*({NUMBER}))?"
 PRINTED = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 # Quoted numbers that are definitions or settings, not measurements: (notebook prefix or "*", text).
 ALLOWED = {
+    ("08", "2.3 x"): "DeepCache's own speed-up for SD v1.5 at N = 5, cited from its paper (Ma et al. 2024)",
 }
 
 

@@ -66,10 +66,23 @@ SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805],
 D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 
 
+def _rgb(name, value):
+    """value as a float64 array (..., 3) of RGB in 0..255, else SDLibError naming `name`."""
+    try:
+        c = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        c = None
+    if c is None or c.ndim == 0 or c.shape[-1] != 3 or not np.isfinite(c).all() or (c < 0).any() or (c > 255).any():
+        got = f"shape {c.shape}" if c is not None and c.ndim and c.shape[-1] != 3 else repr(value)[:60]
+        raise SDLibError(f"{name} must be RGB in 0..255 with 3 values last, such as (215, 30, 30) or an "
+                         f"array (..., 3); got {got}.")
+    return c
+
+
 def lab(rgb):
     """RGB in 0..255, (..., 3) -> CIELAB (..., 3): L* lightness 0..100, a* green-red, b* blue-yellow.
     Undo the sRGB gamma, mix to XYZ, divide by the white, then the CIE cube root."""
-    c = np.asarray(rgb, np.float64) / 255
+    c = _rgb("rgb", rgb) / 255
     c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)  # linear light
     xyz = c @ SRGB_TO_XYZ.T / D65_WHITE  # (..., 3)
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), xyz * 24389 / 27 / 116 + 16 / 116)
@@ -86,7 +99,7 @@ def colour_difference(rgb, reference):
     colour: a dark orange is still orange. The dull blue (71, 89, 146) of a generated background
     is 79 from blue (35, 75, 215) and 71 from grey in RGB, but 11 from blue and 33 from grey here.
     About 1 is the smallest difference the eye sees."""
-    l_ref, l_x = lab(reference), lab(rgb)  # (..., 3) each
+    l_ref, l_x = lab(_rgb("reference", reference)), lab(_rgb("rgb", rgb))  # (..., 3) each
     c_ref, c_x = (np.hypot(v[..., 1], v[..., 2]) for v in (l_ref, l_x))  # chroma C*
     d_l, d_c = l_ref[..., 0] - l_x[..., 0], c_ref - c_x
     d_h2 = np.maximum(((l_ref[..., 1:] - l_x[..., 1:]) ** 2).sum(-1) - d_c ** 2, 0)  # dH^2 = da^2 + db^2 - dC^2
@@ -512,7 +525,7 @@ def error_rates(n=200, seed=0, size=64, sd=None, verbose=False):
     size = check_int("size", size, lo=MIN_SIZE)
     _check_bool("verbose", verbose)
     if sd is not None:
-        from ..load import check_sd
+        from ..load import check_sd  # here, not above: sdlib.load imports the built-in package
 
         size = check_sd(sd).image_size
     images, _, scenes = S.make_batch(n, seed, size, split="all", two_object_prob=0.0)

@@ -8,8 +8,10 @@ traceback from deep inside torch or diffusers (or, worse, a silently wrong pictu
     check_number("strength", strength, lo=0, hi=1, lo_open=True)
     check_choice("output", output, ("pil", "tensor", "latents"))
 """
+import json
 import math
 import numbers
+from pathlib import Path
 
 from .errors import SDLibError
 
@@ -80,3 +82,26 @@ def _num(value):
     if value is None:
         return None
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def check_safetensors_file(path):
+    """`path` as a complete safetensors file, else one SDLibError naming it (not the safetensors
+    library's own error, or a "no weights" that hides the cause). The format (huggingface/safetensors
+    README): 8 bytes, the header's length n (little-endian); n bytes of JSON, {name: {"dtype",
+    "shape", "data_offsets": [begin, end]}}; then the data, exactly as long as the largest end."""
+    path = Path(path)
+    size = path.stat().st_size
+    bad = SDLibError(f"{path} is corrupt or truncated: its safetensors header or data is incomplete "
+                     f"({size} bytes). Download or save it again.")
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if size < 8 or not 0 < n <= size - 8:
+                raise bad
+            header = json.loads(f.read(n))
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):  # not JSON, or not its layout
+        raise bad from None
+    if 8 + n + max(ends, default=0) != size:
+        raise bad
+    return path

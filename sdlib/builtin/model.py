@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
+from .files import NAME, SHIPPED  # noqa: F401  (SHIPPED: the trained model, in the package)
 from .tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
 
-NAME = "builtin"
 VERSION = "v2"
 SEED = 0
 IMAGE_SIZE = 128  # pixels; latents are IMAGE_SIZE // 8 = 16
@@ -59,7 +59,6 @@ MODEL_INDEX = {
     "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
     "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
 }
-SHIPPED = Path(__file__).resolve().parent.parent / "models" / NAME  # the trained model, in the package
 
 
 def cache_dir():

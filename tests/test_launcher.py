@@ -18,7 +18,7 @@ import course  # noqa: E402
 
 DEAD_INDEX = "http://127.0.0.1:9"  # nothing listens there: the index "does not answer", at once
 PYTEST = ("-m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with "
-          "tests/nbval_sanitize.cfg -p no:cacheprovider -n logical")
+          "tests/nbval_sanitize.cfg -p no:cacheprovider -n logical --durations=15")
 TEST_ENV = ("SDLIB_MODEL=builtin SDLIB_DEVICE=cpu HF_HUB_OFFLINE=1 MPLBACKEND=Agg TQDM_DISABLE=1 "
             "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1")
 

@@ -82,7 +82,12 @@ def _rgb(name, value):
 def lab(rgb):
     """RGB in 0..255, (..., 3) -> CIELAB (..., 3): L* lightness 0..100, a* green-red, b* blue-yellow.
     Undo the sRGB gamma, mix to XYZ, divide by the white, then the CIE cube root."""
-    c = _rgb("rgb", rgb) / 255
+    return _lab(_rgb("rgb", rgb))
+
+
+def _lab(rgb):
+    """`lab` of an RGB array already checked by `_rgb`."""
+    c = rgb / 255
     c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)  # linear light
     xyz = c @ SRGB_TO_XYZ.T / D65_WHITE  # (..., 3)
     f = np.where(xyz > 216 / 24389, np.cbrt(xyz), xyz * 24389 / 27 / 116 + 16 / 116)
@@ -99,7 +104,7 @@ def colour_difference(rgb, reference):
     colour: a dark orange is still orange. The dull blue (71, 89, 146) of a generated background
     is 79 from blue (35, 75, 215) and 71 from grey in RGB, but 11 from blue and 33 from grey here.
     About 1 is the smallest difference the eye sees."""
-    l_ref, l_x = lab(_rgb("reference", reference)), lab(_rgb("rgb", rgb))  # (..., 3) each
+    l_ref, l_x = _lab(_rgb("reference", reference)), _lab(_rgb("rgb", rgb))  # (..., 3) each, each checked once
     c_ref, c_x = (np.hypot(v[..., 1], v[..., 2]) for v in (l_ref, l_x))  # chroma C*
     d_l, d_c = l_ref[..., 0] - l_x[..., 0], c_ref - c_x
     d_h2 = np.maximum(((l_ref[..., 1:] - l_x[..., 1:]) ** 2).sum(-1) - d_c ** 2, 0)  # dH^2 = da^2 + db^2 - dC^2

@@ -12,11 +12,14 @@ which, unlike seconds, are the same on every machine.
 
 Taught in notebooks/08, section 1.
 """
+import json
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
+from .checks import check_int
 from .errors import SDLibError
 from .load import check_sd
 
@@ -118,6 +121,86 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "T4": 6
 def peak_tflops(device_name):
     """PEAK_TFLOPS of a GPU by its name (torch.cuda.get_device_name()), or None if not listed."""
     return next((v for k, v in PEAK_TFLOPS.items() if k in str(device_name)), None)
+
+
+# ---------------------------------------------------------------- predicted GPU times
+# Until a notebook is timed on a GPU, its time there is predicted: the FLOPs it runs on SD v1.4 at
+# 512 px (benchmarks/predict_gpu.py counts every UNet, VAE and text-encoder call each notebook
+# makes, on an SD v1.4 twin with the real step counts, and prices each at real size) divided by
+# the throughput a GPU reaches on Stable Diffusion. That throughput is a fraction of the data
+# sheet's peak (memory traffic, normalisation layers, kernel launches): REFERENCE, a published
+# timing, gives the fraction, and the same fraction is assumed for every GPU.
+GPU_PREDICTIONS = Path(__file__).resolve().parent / "data" / "gpu_predictions.json"
+TRAIN_FACTOR = 2  # a training call = its forward pass + a backward pass through frozen weights,
+# which computes the activations' gradients only: about one more forward pass of FLOPs
+REFERENCE = dict(gpu="A100", seconds=1.604, steps=50, what="SD v1.5, 512 px, 50 steps, fp16, diffusers with "
+                 "PyTorch's fused attention, A100 80GB SXM", source="github.com/fal-ai/stable-diffusion-benchmarks")
+PREDICTED_GPUS = ("T4", "A100")  # a free Colab / Kaggle GPU, and a large one
+
+
+def gpu_predictions():
+    """The counts benchmarks/predict_gpu.py wrote: TFLOP per call item at 512 px, each notebook's
+    TFLOP and calls, the weights' and training activations' GB. A dict."""
+    return json.loads(GPU_PREDICTIONS.read_text())
+
+
+def gpu_efficiency(pred=None):
+    """The fraction of its fp16 peak a GPU reaches on Stable Diffusion, from REFERENCE: one
+    guided picture is `steps` UNet calls on a batch of 2, one VAE decode and two prompts' text
+    encoding; its TFLOP / (seconds x peak TFLOP/s)."""
+    pred = pred or gpu_predictions()
+    f = pred["tflop"]
+    tflop = REFERENCE["steps"] * 2 * f["unet"] + f["vae_decode"] + 2 * f["text_encoder"]
+    return tflop / (REFERENCE["seconds"] * PEAK_TFLOPS[REFERENCE["gpu"]])
+
+
+def _check_gpu(gpu):
+    if gpu not in PEAK_TFLOPS:
+        raise SDLibError(f"gpu must be one of {', '.join(map(repr, PEAK_TFLOPS))}, got {gpu!r}.")
+    return gpu
+
+
+def predicted_minutes(gpus=PREDICTED_GPUS):
+    """{notebook: {gpu: minutes}}: each notebook's predicted compute time on SD v1.4 (512 px, fp16)
+    on each GPU: its TFLOP / (peak x gpu_efficiency). Loading and downloading the weights are not
+    in it. Predictions, not measurements; taught in notebooks/08, section 6."""
+    pred = gpu_predictions()
+    gpus = [_check_gpu(g) for g in ([gpus] if isinstance(gpus, str) else gpus)]
+    eff = gpu_efficiency(pred)
+    return {name: {g: row["tflop"] / (PEAK_TFLOPS[g] * eff) / 60 for g in gpus}
+            for name, row in pred["notebooks"].items()}
+
+
+def predict_training(steps, batch_size=1, terms=1, gpu="T4"):
+    """Predicted minutes and peak GPU memory (GB) of `steps` fine-tuning steps on SD v1.4 at 512 px
+    in fp16 (textual inversion or DreamBooth-LoRA, notebooks/07), each step `terms` UNet calls
+    (2 with DreamBooth's prior term) on `batch_size` latents, forward and backward.
+    Memory: the weights + what autograd keeps for the backward pass of each term (counted on the
+    meta device with fused attention, benchmarks/predict_gpu.py); the few trained parameters,
+    CUDA's own context and the allocator's reserve come on top. A dict(minutes=, peak_gb=)."""
+    steps = check_int("steps", steps, lo=1)
+    batch_size = check_int("batch_size", batch_size, lo=1)
+    terms = check_int("terms", terms, lo=1)
+    pred = gpu_predictions()
+    f, saved = pred["tflop"], pred["train_saved_gb"]
+    tflop = steps * terms * batch_size * (f["unet"] + f["text_encoder"]) * TRAIN_FACTOR
+    seconds = tflop / (PEAK_TFLOPS[_check_gpu(gpu)] * gpu_efficiency(pred))
+    peak = pred["weights_gb"] + terms * (saved["fixed"] + saved["per_item"] * batch_size)
+    return dict(minutes=seconds / 60, peak_gb=peak)
+
+
+def prediction_assumptions():
+    """The assumptions behind predicted_minutes and predict_training, in words, with the numbers."""
+    pred = gpu_predictions()
+    f = pred["tflop"]
+    return (f"Predicted, not measured: {pred['model']} at {pred['image_size']} px in fp16; per item (one "
+            f"latent / picture / prompt): UNet {f['unet']:.2f} TFLOP, VAE decode {f['vae_decode']:.2f}, VAE encode "
+            f"{f['vae_encode']:.2f}, text encoder {f['text_encoder']:.3f}; a training call counts {TRAIN_FACTOR} "
+            f"forward passes. GPUs reach {gpu_efficiency(pred):.0%} of their fp16 peak (" +
+            ", ".join(f"{g} {PEAK_TFLOPS[g]:.0f} TFLOP/s" for g in PREDICTED_GPUS) +
+            f"), the fraction {REFERENCE['source']} measured ({REFERENCE['what']}: {REFERENCE['seconds']} s per "
+            f"picture); not counted: loading the weights, the explorers (sliders), the cells that run only on a GPU. Counted by `{pred['command']}`; "
+            "measure on a GPU with `python benchmarks/benchmark.py --model CompVis/stable-diffusion-v1-4 --device cuda`.")
 
 
 @torch.no_grad()

@@ -6,7 +6,9 @@
 Per notebook: what learners will see (its "What you will see" line), what they should know before,
 the reading time, the measured run time on one core of this project's laptop-class CPU (from
 docs/notebook_times.json, written from a test run: seconds each notebook took under nbval, whose
-kernels run on one thread), and every "Try it" with where its worked answer is.
+kernels run on one thread), the predicted minutes on a T4 and an A100 GPU with SD v1.4
+(`sdlib.speed.predicted_minutes`, from sdlib/data/gpu_predictions.json, which
+benchmarks/predict_gpu.py writes), and every "Try it" with where its worked answer is.
 """
 import argparse
 import json
@@ -19,6 +21,7 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import answers  # noqa: E402  (the Try-its and their answers: one home)
+from sdlib import speed  # noqa: E402  (the predicted GPU times: one home)
 PAGE = ROOT / "docs" / "teachers.md"
 TIMES = ROOT / "docs" / "notebook_times.json"
 
@@ -73,8 +76,20 @@ def try_its(nb):
     return out
 
 
+def gpu_line(row):
+    """The predicted GPU minutes of one notebook, labelled, or what to run when there are none."""
+    if not row:
+        return "not predicted yet; run `benchmarks/predict_gpu.py`, or measure it with the benchmark above."
+    shown = lambda m: f"{m:.1f} min" if m >= 0.1 else "under 0.1 min"
+    return ("predicted (not measured) " + ", ".join(f"{shown(m)} on a{'n' * gpu.startswith('A')} {gpu}"
+                                                     for gpu, m in row.items())
+            + " of computing, without loading the weights (the assumptions: notebook 08, section 6); "
+            "measure it with the benchmark above.")
+
+
 def page():
     times = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
+    gpu = speed.predicted_minutes() if speed.GPU_PREDICTIONS.is_file() else {}
     parts = [HEAD]
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -87,8 +102,8 @@ def page():
         parts.append(f"- **Learners will see:** {first_line_after('What you will see:', intro)}\n")
         parts.append(f"- **Before:** {first_line_after('Before:', intro) or 'nothing'}\n")
         parts.append(f"- **Time:** {reading or 'see the notebook'}; runs top to bottom in {run} on one "
-                     "core of a laptop-class CPU (built-in model; more cores are faster). On a Colab GPU "
-                     "with SD v1.4: not measured yet; measure it with the benchmark above.\n")
+                     "core of a laptop-class CPU (built-in model; more cores are faster). On a GPU with SD "
+                     f"v1.4: {gpu_line(gpu.get(path.stem))}\n")
         tries = try_its(nb)
         if tries:
             parts.append("- **Try it** (worked answer: the closed \"Answer\" section after each):\n")

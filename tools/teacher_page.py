@@ -81,9 +81,9 @@ def gpu_line(row):
     if not row:
         return "not predicted yet; run `benchmarks/predict_gpu.py`, or measure it with the benchmark above."
     shown = lambda m: f"{m:.1f} min" if m >= 0.1 else "under 0.1 min"
-    return ("predicted (not measured) " + ", ".join(f"{shown(m)} on a{'n' * gpu.startswith('A')} {gpu}"
-                                                     for gpu, m in row.items())
-            + " of computing, without loading the weights (the assumptions: notebook 08, section 6); "
+    return ("predicted (not measured) computing time " + ", ".join(f"{shown(m)} on a{'n' * gpu.startswith('A')} {gpu}"
+                                                                  for gpu, m in row.items())
+            + ", without loading the weights (the assumptions: notebook 08, section 6); "
             "measure it with the benchmark above.")
 
 

@@ -1,4 +1,4 @@
-"""No import circle in sdlib (issue 27): module A imports B (at the top or inside a function) and B,
+"""No import circle in sdlib, and no arrow from the library up into the factory (issues 27, 28): module A imports B (at the top or inside a function) and B,
 directly or through others, imports A. Read from the source, not by importing it."""
 import ast
 from pathlib import Path
@@ -62,8 +62,17 @@ def circles(graph):
 
 def test_sdlib_has_no_import_circle():
     graph = import_graph()
-    assert "sdlib.builtin.files" in graph["sdlib.builtin.tokenizer"]  # the graph sees relative imports
+    assert "sdlib.models.builtin_files" in graph["sdlib.models.clip_tokenizer"]  # the graph sees relative imports
     assert circles(graph) == []
+
+
+def test_the_library_does_not_import_the_factory():
+    """Dependencies point one way: the factory (`sdlib.builtin`) uses the library, and no library
+    module imports the factory (the package's front door, `sdlib/__init__`, opens it for users)."""
+    graph = import_graph()
+    library = [m for m in graph if not m.startswith("sdlib.builtin") and m not in ("sdlib", "sdlib._old_names")]
+    up = {m: sorted(d for d in graph[m] if d.startswith("sdlib.builtin")) for m in library}
+    assert {m: d for m, d in up.items() if d} == {}
 
 
 def test_a_circle_is_found():

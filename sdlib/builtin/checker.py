@@ -506,7 +506,7 @@ def _round_trip(sd, images, batch_size=16):
     """Images (uint8 (B, H, W, 3)) through sd's VAE and back (encode the mean, decode): as soft
     as the pictures that model generates."""
     from ..images import to_pil
-    from ..latents import decode, encode
+    from ..models.vae import decode, encode
 
     out = []
     for i in range(0, len(images), batch_size):
@@ -530,7 +530,7 @@ def error_rates(n=200, seed=0, size=64, sd=None, verbose=False):
     size = check_int("size", size, lo=MIN_SIZE)
     _check_bool("verbose", verbose)
     if sd is not None:
-        from ..load import check_sd  # here, not above: sdlib.load imports the built-in package
+        from ..models.load import check_sd  # here, not above: sdlib.load imports the built-in package
 
         size = check_sd(sd).image_size
     images, _, scenes = S.make_batch(n, seed, size, split="all", two_object_prob=0.0)

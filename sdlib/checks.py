@@ -22,7 +22,8 @@ def _show(value):
 
 
 def check_int(name, value, lo=None, hi=None):
-    """An int (not a bool, not a float) in [lo, hi]; returns it."""
+    """An int (not a bool, not a float) in [lo, hi]; returns it.
+    Used by every helper's argument checks; such an error is shown in notebooks/01, section 2."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise SDLibError(f"{name} must be a whole number{_range(lo, hi)}, got {_show(value)}.")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -31,7 +32,8 @@ def check_int(name, value, lo=None, hi=None):
 
 
 def check_number(name, value, lo=None, hi=None, lo_open=False):
-    """A finite real number in [lo, hi] ((lo, hi] with lo_open); returns it as a float."""
+    """A finite real number in [lo, hi] ((lo, hi] with lo_open); returns it as a float.
+    Used by every helper's argument checks; such an error is shown in notebooks/01, section 2."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
         value = float(value)
@@ -43,21 +45,24 @@ def check_number(name, value, lo=None, hi=None, lo_open=False):
 
 
 def check_choice(name, value, choices):
-    """One of `choices` (compared as given); returns it."""
+    """One of `choices` (compared as given); returns it.
+    Used by every helper's argument checks; such an error is shown in notebooks/01, section 2."""
     if not isinstance(value, str) or value not in choices:
         raise SDLibError(f"{name} must be one of {', '.join(map(repr, choices))}, got {_show(value)}.")
     return value
 
 
 def check_callable(name, value, signature):
-    """A function (or None is handled by the caller); `signature` says how it is called."""
+    """A function (or None is handled by the caller); `signature` says how it is called.
+    Used by generate and the trainers; loss guidance is taught in notebooks/05, section 4."""
     if not callable(value):
         raise SDLibError(f"{name} must be a function {signature}, got {_show(value)}.")
     return value
 
 
 def check_prompts(name, value, allow_empty_list=False):
-    """A string or a non-empty list of strings -> list of strings."""
+    """A string or a non-empty list of strings -> list of strings.
+    Used by every helper that takes prompts; prompts are taught in notebooks/03, section 1."""
     prompts = [value] if isinstance(value, str) else value
     if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts) \
             or (not prompts and not allow_empty_list):
@@ -88,7 +93,8 @@ def check_safetensors_file(path):
     """`path` as a complete safetensors file, else one SDLibError naming it (not the safetensors
     library's own error, or a "no weights" that hides the cause). The format (huggingface/safetensors
     README): 8 bytes, the header's length n (little-endian); n bytes of JSON, {name: {"dtype",
-    "shape", "data_offsets": [begin, end]}}; then the data, exactly as long as the largest end."""
+    "shape", "data_offsets": [begin, end]}}; then the data, exactly as long as the largest end.
+    Used by the loaders; learned files are loaded in notebooks/03, section 6 and notebooks/07."""
     path = Path(path)
     size = path.stat().st_size
     bad = SDLibError(f"{path} is corrupt or truncated: its safetensors header or data is incomplete "

@@ -56,7 +56,8 @@ def _check_prompt(name, prompt):
 def word_id(tokenizer, word, *, name="word"):
     """The id of a word that is one CLIP token ("red" -> id of "red</w>"), else SDLibError.
 
-    name: what to call the word in the message (callers pass their argument's name)."""
+    name: what to call the word in the message (callers pass their argument's name).
+    Taught in notebooks/03, sections 2 and 5."""
     check_tokenizer(tokenizer)
     if not isinstance(word, str) or not word.strip():
         raise SDLibError(f"{name} must be a word that is one CLIP token, such as 'red', got "
@@ -70,7 +71,8 @@ def word_id(tokenizer, word, *, name="word"):
 
 
 def word_vector(sd, word, *, name="word"):
-    """The row of the token-embedding table for a one-token word: (D,)."""
+    """The row of the token-embedding table for a one-token word: (D,).
+    Taught in notebooks/03, sections 6 and 7, and notebooks/07, section 2."""
     check_sd(sd)
     return _table(sd)[word_id(sd.tokenizer, word, name=name)].detach().clone()
 
@@ -90,6 +92,7 @@ def input_embeddings(sd, prompts, vectors=None):
     """Token + position embeddings (B, 77, D), with the token vectors of chosen words replaced.
 
     vectors: {word: (D,) or (B, D)}, put wherever the word's token occurs; gradients reach them.
+    Used by edit_embeddings; the sum is taught in notebooks/03, section 3, the edits in section 5.
     """
     check_sd(sd)
     prompts = check_prompts("prompts", prompts)
@@ -112,12 +115,14 @@ def input_embeddings(sd, prompts, vectors=None):
 
 
 def edit_embeddings(sd, prompts, vectors=None):
-    """Prompt(s) with replaced word vectors -> text_emb (B, 77, D), the encoder run by hand."""
+    """Prompt(s) with replaced word vectors -> text_emb (B, 77, D), the encoder run by hand.
+    Taught in notebooks/03, section 6 and notebooks/07, section 2."""
     return encode_embeddings_with_grad(sd.text_encoder, input_embeddings(sd, prompts, vectors))
 
 
 def replace_word(sd, prompt, word, other):
-    """text_emb (1, 77, D): `word`'s token vector replaced by `other`'s (word or (D,) vector)."""
+    """text_emb (1, 77, D): `word`'s token vector replaced by `other`'s (word or (D,) vector).
+    Taught in notebooks/03, sections 5 and 7."""
     check_sd(sd)
     _check_prompt("prompt", prompt)
     word_id(sd.tokenizer, word)
@@ -133,7 +138,8 @@ def replace_word(sd, prompt, word, other):
 
 def mix_words(sd, prompt, word, other, weight):
     """text_emb (B, 77, D): `word` in `prompt` replaced by (1 - w) * word + w * other,
-    one batch item per weight (a number or a list). w=0 is the prompt, w=1 says `other`."""
+    one batch item per weight (a number or a list). w=0 is the prompt, w=1 says `other`.
+    Taught in notebooks/03, section 5."""
     _check_prompt("prompt", prompt)
     a, b = word_vector(sd, word), word_vector(sd, other, name="other")  # (D,)
     w = _weights(weight, a)[:, None]  # (B, 1)
@@ -143,7 +149,8 @@ def mix_words(sd, prompt, word, other, weight):
 
 def mix_prompts(sd, prompt_a, prompt_b, weight):
     """text_emb (B, 77, D) = (1 - w) * enc(prompt_a) + w * enc(prompt_b), one item per weight.
-    Mixed after the encoder: every position of both prompts blends, not just one word."""
+    Mixed after the encoder: every position of both prompts blends, not just one word.
+    Taught in notebooks/03, section 5."""
     _check_prompt("prompt_a", prompt_a)
     _check_prompt("prompt_b", prompt_b)
     emb = encode_text(sd, [prompt_a, prompt_b])  # (2, 77, D)
@@ -153,7 +160,8 @@ def mix_prompts(sd, prompt_a, prompt_b, weight):
 
 def generate_from_embeddings(sd, text_emb, uncond_emb=None, seed=0, **kw):
     """One image per row of text_emb (B, 77, D), all from the same seed (the same starting noise),
-    so differences come from the embeddings alone. uncond_emb: (1, 77, D) or None (the "")."""
+    so differences come from the embeddings alone. uncond_emb: (1, 77, D) or None (the "").
+    Taught in notebooks/03, sections 5 and 7."""
     check_sd(sd)
     check_width("text_emb", text_emb, sd.text_encoder)
     if not len(text_emb):
@@ -219,7 +227,8 @@ def _check_path(path):
 
 
 def save_embedding(path, token, vector, **metadata):
-    """Save {token: (D,)} as safetensors (diffusers' learned_embeds layout); metadata as strings."""
+    """Save {token: (D,)} as safetensors (diffusers' learned_embeds layout); metadata as strings.
+    Taught in notebooks/03, section 7."""
     path = _check_path(path)
     if path.suffix != SUFFIX:
         raise SDLibError(f"path must end in {SUFFIX} (the format diffusers and sdlib read), got "
@@ -238,7 +247,8 @@ def save_embedding(path, token, vector, **metadata):
 
 
 def load_embedding(path):
-    """(token, vector (D,), metadata) from a one-token textual-inversion safetensors file."""
+    """(token, vector (D,), metadata) from a one-token textual-inversion safetensors file.
+    Taught in notebooks/03, sections 6 and 7."""
     path = _check_path(path)
     if path.suffix != SUFFIX or not path.is_file():
         raise SDLibError(f"path must be an existing {SUFFIX} embedding file, got {path.name!r}.")
@@ -261,6 +271,7 @@ def load_textual_inversion(sd, path, token=None, *, replace=False):
     """Load a learned embedding file into `sd` (tokenizer + token table); returns the token.
 
     replace=True: loading the same token again (a re-run cell) sets its row again, see `add_token`.
+    Taught in notebooks/03, sections 6 and 7.
     """
     check_sd(sd)
     if token is not None and not isinstance(token, str):
@@ -346,7 +357,8 @@ def learn_embedding(sd, images, captions, init_word, steps=40, lr=None, batch_si
 @torch.no_grad()
 def eval_loss(sd, images, captions, word, vector=None, n=32, seed=1234, batch_size=4):
     """Mean denoising loss over n fixed (image, t, noise) draws, with `word` (or `vector` in its
-    place) in the captions: the number textual inversion lowers. Same seed, same draws."""
+    place) in the captions: the number textual inversion lowers. Same seed, same draws.
+    Taught in notebooks/03, section 6."""
     check_sd(sd)
     if vector is not None:
         check_width("vector", vector, sd.text_encoder, ndims=(1,))
@@ -365,14 +377,16 @@ def eval_loss(sd, images, captions, word, vector=None, n=32, seed=1234, batch_si
 
 
 def default_lr(sd):
-    """A quarter of the token table's spread: a few dozen Adam steps move about a word apart."""
+    """A quarter of the token table's spread: a few dozen Adam steps move about a word apart.
+    Taught in notebooks/03, section 6 and notebooks/07, section 2."""
     check_sd(sd)
     return round(LR_FRACTION * float(_table(sd).float().std()), LR_DIGITS)
 
 
 def nearest_words(sd, vector, k=5, words=None, exclude=()):
     """The k entries most cosine-similar to `vector` (D,): over the whole token table (raw CLIP
-    tokens, "red</w>"), or among `words` only. Returns [(token or word, similarity)]."""
+    tokens, "red</w>"), or among `words` only. Returns [(token or word, similarity)].
+    Taught in notebooks/03, section 7 and notebooks/07, section 2."""
     check_sd(sd)
     check_width("vector", vector, sd.text_encoder, ndims=(1,))
     exclude = check_prompts("exclude", exclude, allow_empty_list=True)

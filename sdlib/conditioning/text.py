@@ -24,7 +24,8 @@ SIMILARITY_DIGITS = 4  # cosine similarities are returned rounded, for printing
 
 @dataclass
 class Tokens:
-    """Token ids (B, 77) with the readable tokens of the first prompt and what was cut."""
+    """Token ids (B, 77) with the readable tokens of the first prompt and what was cut.
+    What tokenize returns; taught in notebooks/03, section 1."""
 
     ids: torch.Tensor
     tokens: list
@@ -39,6 +40,7 @@ def clip_text_model(text_encoder):
     transformers 5's CLIPTextModel holds them itself; 4.x wraps them in `.text_model`. Both are
     handled here, so no other helper needs to know which transformers is installed. Anything
     else (the bundle `sd`, a tokenizer) is answered with one SDLibError.
+    Used by every helper here; the encoder's parts are taught in notebooks/03, sections 2 to 4.
     """
     model = getattr(text_encoder, "text_model", text_encoder)
     parts = ("embeddings", "encoder", "final_layer_norm")
@@ -50,22 +52,26 @@ def clip_text_model(text_encoder):
 
 def text_width(text_encoder):
     """D: the width of every token vector and of the encoder's output (= the UNet's
-    cross_attention_dim; 768 for SD v1)."""
+    cross_attention_dim; 768 for SD v1).
+    Used by the checks here; the width D is taught in notebooks/03, section 2."""
     return clip_text_model(text_encoder).embeddings.token_embedding.embedding_dim
 
 
 def max_tokens(text_encoder):
-    """How many positions the encoder reads: the rows of its position table (77 for CLIP)."""
+    """How many positions the encoder reads: the rows of its position table (77 for CLIP).
+    Used by the checks here; the 77 positions are taught in notebooks/03, sections 1 and 3."""
     return clip_text_model(text_encoder).embeddings.position_embedding.num_embeddings
 
 
 def vocab_size(text_encoder):
-    """Rows of the token-embedding table: every id a tokenizer may give this encoder."""
+    """Rows of the token-embedding table: every id a tokenizer may give this encoder.
+    Used by check_ids; the token table is taught in notebooks/03, section 2."""
     return clip_text_model(text_encoder).embeddings.token_embedding.num_embeddings
 
 
 def check_tokenizer(tokenizer):
-    """`tokenizer` as given if it is a tokenizer (sd.tokenizer), else SDLibError."""
+    """`tokenizer` as given if it is a tokenizer (sd.tokenizer), else SDLibError.
+    Used by tokenize; tokenizing is taught in notebooks/03, section 1."""
     if not (callable(tokenizer) and hasattr(tokenizer, "model_max_length")
             and hasattr(tokenizer, "convert_ids_to_tokens")):
         raise SDLibError(f"tokenizer must be a CLIP tokenizer (sd.tokenizer), got "
@@ -76,7 +82,8 @@ def check_tokenizer(tokenizer):
 def check_width(name, x, text_encoder, ndims=(3,)):
     """x as given if it is a float tensor with ndim in `ndims` whose last axis is the text
     encoder's width D, else SDLibError: (D,) token vectors, (B, D) a batch of them, (B, 77, D)
-    text embeddings."""
+    text embeddings.
+    Used here and in embeddings; edited vectors are taught in notebooks/03, section 5."""
     width, n = text_width(text_encoder), max_tokens(text_encoder)
     if isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim in ndims \
             and x.shape[-1] == width:
@@ -89,7 +96,8 @@ def check_width(name, x, text_encoder, ndims=(3,)):
 
 def check_ids(name, ids, text_encoder, length=None):
     """ids as given if it is an integer tensor (B, T) of ids this encoder knows (T = `length`
-    when given), else SDLibError."""
+    when given), else SDLibError.
+    Used by the helpers here; ids are taught in notebooks/03, sections 1 and 2."""
     if isinstance(ids, Tokens):
         raise SDLibError(f"{name} must be the id tensor, got the Tokens; use tokens.ids.")
     shape = f"(B, {length if length is not None else 'T'})"
@@ -113,7 +121,8 @@ def _describe(x):
 
 # ---------------------------------------------------------------- prompt -> ids
 def tokenize(tokenizer, prompts, warn=True):
-    """Tokenize and pad to 77 like the pipeline; report (and warn about) truncation."""
+    """Tokenize and pad to 77 like the pipeline; report (and warn about) truncation.
+    Taught in notebooks/03, section 1 (and used in notebooks/00, section 2)."""
     check_tokenizer(tokenizer)
     prompts = check_prompts("prompts", prompts)
     if not isinstance(warn, bool):
@@ -140,7 +149,8 @@ def tokenize(tokenizer, prompts, warn=True):
 
 @torch.no_grad()
 def encode_text(sd, prompts):
-    """Prompt(s) -> text embeddings (B, 77, D) exactly as StableDiffusionPipeline computes them."""
+    """Prompt(s) -> text embeddings (B, 77, D) exactly as StableDiffusionPipeline computes them.
+    Taught in notebooks/03, sections 1 and 4 (and used in notebooks/00, section 2)."""
     check_sd(sd)
     ids = tokenize(sd.tokenizer, prompts).ids.to(sd.device)
     return sd.text_encoder(ids)[0]  # last_hidden_state, (B, 77, D)
@@ -148,25 +158,29 @@ def encode_text(sd, prompts):
 
 # ---------------------------------------------------------------- ids -> embeddings, by hand
 def token_embeddings(text_encoder, ids):
-    """Rows of the token-embedding table: (B, 77) ids -> (B, 77, D)."""
+    """Rows of the token-embedding table: (B, 77) ids -> (B, 77, D).
+    Taught in notebooks/03, section 2."""
     check_ids("ids", ids, text_encoder)
     return clip_text_model(text_encoder).embeddings.token_embedding(ids)
 
 
 def position_embeddings(text_encoder):
-    """The position-embedding table, one row per position: (1, 77, D)."""
+    """The position-embedding table, one row per position: (1, 77, D).
+    Taught in notebooks/03, section 3."""
     table = clip_text_model(text_encoder).embeddings.position_embedding.weight  # (77, D)
     return table[None]
 
 
 def embed(text_encoder, ids):
-    """Token + position embeddings: what enters the transformer, (B, 77, D)."""
+    """Token + position embeddings: what enters the transformer, (B, 77, D).
+    Taught in notebooks/03, section 3 (the sum, by hand)."""
     check_ids("ids", ids, text_encoder, length=max_tokens(text_encoder))
     return token_embeddings(text_encoder, ids) + position_embeddings(text_encoder)
 
 
 def causal_mask(n, dtype, device):
-    """(1, 1, n, n) additive mask: position i may attend to positions <= i only."""
+    """(1, 1, n, n) additive mask: position i may attend to positions <= i only.
+    Taught in notebooks/03, section 4."""
     n = check_int("n", n, lo=1)
     device = as_device(device)
     dtype = pick_dtype(device, dtype)
@@ -193,6 +207,7 @@ def encode_embeddings(text_encoder, input_embeds):
     """Run CLIP's transformer by hand from input embeddings (B, 77, D) -> (B, 77, D).
 
     Equal to `text_encoder(ids)[0]` when `input_embeds = embed(text_encoder, ids)`.
+    Taught in notebooks/03, sections 4 and 5.
     """
     model = clip_text_model(text_encoder)
     x = check_width("input_embeds", input_embeds, text_encoder)
@@ -204,7 +219,8 @@ def encode_embeddings(text_encoder, input_embeds):
 
 
 def nearest_tokens(tokenizer, text_encoder, vector, k=5):
-    """The k vocabulary entries whose token embedding is most cosine-similar to `vector` (D,)."""
+    """The k vocabulary entries whose token embedding is most cosine-similar to `vector` (D,).
+    Used by embeddings.nearest_words; taught in notebooks/03, section 7."""
     check_tokenizer(tokenizer)
     check_width("vector", vector, text_encoder, ndims=(1,))
     table = clip_text_model(text_encoder).embeddings.token_embedding.weight  # (V, D)
@@ -216,7 +232,8 @@ def nearest_tokens(tokenizer, text_encoder, vector, k=5):
 
 
 def embedding_layer(text_encoder):
-    """The text model's own embedding layer (token + position), to check `embed` against."""
+    """The text model's own embedding layer (token + position), to check `embed` against.
+    Taught in notebooks/03, section 3."""
     return clip_text_model(text_encoder).embeddings
 
 
@@ -224,5 +241,6 @@ def encode_embeddings_with_grad(text_encoder, input_embeds):
     """`encode_embeddings` with gradients kept: learning an input embedding needs them.
 
     Same code (the undecorated function), so the two can never drift apart.
+    Used by textual inversion; taught in notebooks/03, section 6 and notebooks/07, section 2.
     """
     return encode_embeddings.__wrapped__(text_encoder, input_embeds)

@@ -69,7 +69,8 @@ def _compose_all(frames, titles, labels, scale):
 def compose(panels, title=None, labels=None, scale=2, max_side=128):
     """One frame: panels side by side (each enlarged `scale` times, pixels kept sharp), with an
     optional title line and a line of per-panel labels above them. Panels larger than `max_side`
-    (SD's 512 px) are first shrunk to it: an animation is for watching change, not detail."""
+    (SD's 512 px) are first shrunk to it: an animation is for watching change, not detail.
+    Used by animate; the trajectory it shows is taught in notebooks/04, section 4."""
     panels = panels if isinstance(panels, (list, tuple)) else [panels]
     if not panels:
         raise SDLibError("panels must hold at least one image, got an empty list.")
@@ -105,6 +106,7 @@ def to_gif(frames, titles=None, labels=None, fps=4, scale=1, hold_last=4, colors
     last frame stays up, so the eye can rest on the result before the loop restarts.
     scale: pixels per image pixel (1 keeps files small; `animate` enlarges on screen instead);
     colors: palette size per frame (noisy x_t frames cost about one byte a pixel at 256).
+    Used by animate; the trajectory it shows is taught in notebooks/04, section 4.
     """
     frames = _check_frames(frames, titles, fps)
     check_int("hold_last", hold_last, lo=0)
@@ -121,7 +123,8 @@ def to_gif(frames, titles=None, labels=None, fps=4, scale=1, hold_last=4, colors
 
 def to_jshtml(frames, titles=None, labels=None, fps=4, scale=2):
     """The same frames as matplotlib's JavaScript player (`FuncAnimation.to_jshtml`), as HTML text
-    with play/step buttons; needs a trusted notebook to run its script."""
+    with play/step buttons; needs a trusted notebook to run its script.
+    Used by animate; the trajectory it shows is taught in notebooks/04, section 4."""
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation
 
@@ -141,7 +144,8 @@ def to_jshtml(frames, titles=None, labels=None, fps=4, scale=2):
 
 def animate(frames, titles=None, labels=None, fps=4, zoom=2, format="gif", colors=64):
     """Show frames inline in a notebook: format "gif" (default; a small file shown `zoom` times
-    larger on screen) or "jshtml" (a player, with the frames enlarged `zoom` times)."""
+    larger on screen) or "jshtml" (a player, with the frames enlarged `zoom` times).
+    Taught in notebooks/04, section 4."""
     from IPython.display import HTML
     from IPython.display import Image as IPImage
 

@@ -34,6 +34,7 @@ def render(sd, prompt, word, other, weight, seed=0, num_steps=15, cache=None):
     """Three images from one seed: (the prompt, `word` mixed with `other` at `weight`, `other`).
 
     cache: a dict reused between calls, so that moving the slider only draws the middle image.
+    Used by explorer; taught in notebooks/03, section 5.
     """
     _check_words(sd, prompt, word, other)
     weight = check_number("weight", weight)
@@ -55,6 +56,7 @@ def explorer(sd, prompt="a large red circle", word="red", other="blue", seed=0, 
     """An ipywidgets panel: a weight slider from -0.5 to 1.5 between `word` and `other`.
 
     words: if given, the title also names the nearest of these words to the mixed vector.
+    Taught in notebooks/03, section 5.
     """
     import ipywidgets as W
     import matplotlib.pyplot as plt

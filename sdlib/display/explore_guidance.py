@@ -28,7 +28,8 @@ def render(sd, prompt, negative_prompt="", guidance_scale=7.5, loss="blue", loss
            seed=0, num_steps=10, loss_every=2):
     """Two images from the same seed: (guidance only, guidance + the named loss at loss_scale).
 
-    The other arguments are `generate`'s, which checks them."""
+    The other arguments are `generate`'s, which checks them.
+    Used by explorer; taught in notebooks/05, section 6."""
     check_sd(sd)
     if not isinstance(loss, str) or loss not in LOSSES:
         raise SDLibError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}.")
@@ -45,7 +46,8 @@ def render(sd, prompt, negative_prompt="", guidance_scale=7.5, loss="blue", loss
 
 def explorer(sd, prompt="a large red circle on the left", negative_prompt="", seed=0,
              num_steps=10):
-    """An ipywidgets panel: prompt, negative prompt, guidance scale, loss and loss scale."""
+    """An ipywidgets panel: prompt, negative prompt, guidance scale, loss and loss scale.
+    Taught in notebooks/05, section 6."""
     import ipywidgets as W
 
     check_sd(sd)  # the widget hides errors raised on a move: check everything first

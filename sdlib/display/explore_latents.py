@@ -40,6 +40,7 @@ def detail_chart(size):
     "smooth gradient" and "flat shape" are easy for the VAE; "small text" (a font a few pixels
     high, scaled with the image) and "fine lines" (one-pixel stripes and a checkerboard) are
     finer than one latent cell (8x8 pixels) and come back blurred or wrong.
+    Taught in notebooks/01, section 7.
     """
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < MIN_CHART or size % 2:
         raise SDLibError(f"size must be an even whole number, at least {MIN_CHART} pixels, got {size!r}.")
@@ -70,6 +71,7 @@ def channel_view(sd, latents, channel, scale=1.0, shift=0.0, original=None, titl
 
     The figure shows the original (if given), the plain reconstruction, the edited decode, how
     much the picture changed, and the channel before/after on one colour scale.
+    Used by channel_explorer; taught in notebooks/01, section 8.
     """
     check_sd(sd)
     n_channels = sd.vae.config.latent_channels
@@ -109,6 +111,7 @@ def channel_explorer(sd, images, scale_range=(-3.0, 3.0), shift_range=(-3.0, 3.0
 
     images: {name: image} or a list of images (PIL/arrays), resized to `sd.image_size`.
     Each image is encoded once, up front; every slider move decodes once.
+    Taught in notebooks/01, section 8.
     """
     import ipywidgets as W
     from IPython.display import display

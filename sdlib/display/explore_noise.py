@@ -52,7 +52,8 @@ def _check_img2img(sd, prompt, num_steps, scheduler, seed, guidance_scale):
 def plot_schedule(scheduler, num_steps=None, title=None):
     """Three panels over the training timesteps: beta_t; sqrt(alpha_bar) (how much image is left)
     and sqrt(1 - alpha_bar) (how much noise); sigma on a log axis, with the timesteps a sampler
-    visits for `num_steps` marked on it (training uses all of them, sampling only a few)."""
+    visits for `num_steps` marked on it (training uses all of them, sampling only a few).
+    Taught in notebooks/02, section 1."""
     _check_scheduler("scheduler", scheduler)
     _check_title(title)
     if num_steps is not None:
@@ -84,7 +85,8 @@ def plot_schedule(scheduler, num_steps=None, title=None):
 
 
 def plot_sampler_sigmas(schedulers, num_steps, title=None):
-    """sigma of every UNet call, step by step, for several samplers ({name: scheduler})."""
+    """sigma of every UNet call, step by step, for several samplers ({name: scheduler}).
+    Taught in notebooks/02, section 2."""
     if not isinstance(schedulers, dict) or not schedulers:
         got = "an empty dict" if isinstance(schedulers, dict) else type(schedulers).__name__
         raise SDLibError(f"schedulers must be a non-empty dict {{name: scheduler}}, got {got}.")
@@ -110,6 +112,7 @@ def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=Non
 
     Returns (figure, info); info has t_start (steps skipped), n_run, t and sigma of the first
     step run, step_t and step_sigma of the scrubbed step, and the result image (or None).
+    Used by strength_explorer; taught in notebooks/02, section 10.
     """
     from ..sampling.sampler import generate
 
@@ -171,7 +174,8 @@ def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=Non
 
 def strength_explorer(sd, image, prompt, num_steps=25, scheduler=None, seed=0, guidance_scale=7.5):
     """A widget: a strength slider (where img2img starts, and its result) and a sigma scrubber
-    (the image noised to any step's sigma, decoded). Each strength is generated once, then cached."""
+    (the image noised to any step's sigma, decoded). Each strength is generated once, then cached.
+    Taught in notebooks/02, section 10."""
     import ipywidgets as W
     from IPython.display import display
 

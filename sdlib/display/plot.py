@@ -58,6 +58,7 @@ def draw_image(ax, image, title=None, cmap=None, vmin=None, vmax=None):
     (explore_latents.channel_view, explore_noise.strength_view); returns the AxesImage.
 
     cmap, vmin, vmax: for 2-D maps (a colour image ignores them).
+    Used by show_images; pictures are drawn in every notebook from notebooks/00 on.
     """
     if not isinstance(ax, Axes):
         raise SDLibError(f"ax must be a matplotlib Axes (e.g. from plt.subplots), got {type(ax).__name__}.")
@@ -75,7 +76,8 @@ def draw_image(ax, image, title=None, cmap=None, vmin=None, vmax=None):
 def show_images(images, titles=None, ncols=None, title=None, cell=CELL, cmap=None):
     """A grid of images (PIL, arrays, or (3, H, W) tensors in [0, 1]) with optional titles.
 
-    2-D arrays or tensors are maps, drawn with `cmap` on their own scale."""
+    2-D arrays or tensors are maps, drawn with `cmap` on their own scale.
+    Used in every notebook from notebooks/00, section 1 on."""
     images = _image_list(images)
     n = len(images)
     if n == 0:
@@ -106,7 +108,8 @@ def show_latents(latents, title=None, cell=CELL):
     """The channels of one latent (4, h, w) or (1, 4, h, w) side by side (taught in notebook 01).
 
     Each channel has its own scale, centred on zero: red above zero, blue below, white at zero,
-    from -max|z_c| to +max|z_c| (the explorer, explore_latents.channel_view, uses the same rule)."""
+    from -max|z_c| to +max|z_c| (the explorer, explore_latents.channel_view, uses the same rule).
+    Taught in notebooks/01, section 3."""
     if not isinstance(latents, torch.Tensor) or latents.ndim not in (3, 4) \
             or (latents.ndim == 4 and len(latents) != 1):
         got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
@@ -139,7 +142,8 @@ def _values(name, values, n=None):
 
 
 def plot_curves(x, curves, xlabel="", ylabel="", title=None, logy=False, width=6.0, height=3.0):
-    """Line plot of named curves: `curves` maps a label to y values over x."""
+    """Line plot of named curves: `curves` maps a label to y values over x.
+    Used in notebooks/04 to 08 (first in notebooks/04, section 4)."""
     x = _values("x", x)
     if not isinstance(curves, dict) or not curves:
         raise SDLibError(f"curves must be a non-empty dict {{label: y values}}, got {curves!r:.60}.")
@@ -197,6 +201,7 @@ def save_fig(fig, name, folder=None):
 
     folder: where to write; by default `figures/` under the current working directory (so it
     works from an installed package too). tools/make_figures.py passes the repository's folder.
+    Used by tools/make_figures.py for the figures of notebooks/00 to 08.
     """
     if not isinstance(fig, Figure):
         raise SDLibError(f"fig must be a matplotlib Figure (e.g. what sdlib.show_images returns), "

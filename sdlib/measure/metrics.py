@@ -38,7 +38,8 @@ def _one_or_many(values):
 
 
 def mse(a, b):
-    """Mean squared error per image, on the [0, 1] scale: a float for one image, else (B,)."""
+    """Mean squared error per image, on the [0, 1] scale: a float for one image, else (B,).
+    Used by psnr; taught with it in notebooks/01, section 2."""
     a, b = _pair(a, b)
     return _one_or_many(((a - b) ** 2).mean(dim=(1, 2, 3)))
 
@@ -48,6 +49,7 @@ def psnr(a, b):
 
     A float for one image pair, else a (B,) tensor; identical images give inf. Equal to
     skimage.metrics.peak_signal_noise_ratio(a, b, data_range=1) (tests check it).
+    Taught in notebooks/01, sections 2 and 4 (used in notebooks/02, 07 and 08).
     """
     a, b = _pair(a, b)
     err = ((a.double() - b.double()) ** 2).mean(dim=(1, 2, 3))  # (B,)
@@ -61,6 +63,7 @@ def error_map(a, b, gain=1.0):
 
     Plot it with a grey or "magma" colormap: bright where the reconstruction differs. A gain of
     4 or so makes small errors visible; say so in the title when you use one.
+    Used by error_image; taught in notebooks/01, sections 2 and 4.
     """
     gain = check_number("gain", gain, lo=0, lo_open=True)
     a, b = _pair(a, b)
@@ -72,6 +75,7 @@ def error_image(a, b, gain=4.0):
 
     For image grids (`sdlib.show_images`), which would otherwise stretch a 2-D map's colour scale
     to its own min and max and make a tiny error look as bad as a large one.
+    Taught in notebooks/01, sections 2 and 4 (used in notebooks/06 and 08).
     """
     return error_map(a, b, gain)[:, None].expand(-1, 3, -1, -1)  # (B, 3, H, W)
 
@@ -81,6 +85,7 @@ def region_psnr(a, b, boxes):
 
     Why: one number for a whole picture hides where the error is; a smooth sky and a line of
     small text in the same image can differ by 10 dB or more. Returns {name: float} (first image).
+    Taught in notebooks/01, section 7.
     """
     a, b = _pair(a, b)
     if not isinstance(boxes, dict) or not boxes:

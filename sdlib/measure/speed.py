@@ -42,7 +42,8 @@ def _unet_inputs(sd, batch):
 
 
 def unet_parts(unet):
-    """The UNet's top-level stages in the order its forward runs them: {name: module}."""
+    """The UNet's top-level stages in the order its forward runs them: {name: module}.
+    Taught in notebooks/08, section 1."""
     parts = {"time_embedding": unet.time_embedding, "conv_in": unet.conv_in}
     parts.update({f"down_blocks.{i}": b for i, b in enumerate(unet.down_blocks)})
     parts["mid_block"] = unet.mid_block
@@ -52,7 +53,8 @@ def unet_parts(unet):
 
 
 def model_parts(sd):
-    """Every part `time_parts` times: the text encoder, the UNet's stages, the VAE decoder."""
+    """Every part `time_parts` times: the text encoder, the UNet's stages, the VAE decoder.
+    Used by time_parts; taught in notebooks/08, section 1."""
     return {"text_encoder": sd.text_encoder, **unet_parts(sd.unet), "vae_decoder": sd.vae.decoder}
 
 
@@ -119,7 +121,8 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "T4": 6
 
 
 def peak_tflops(device_name):
-    """PEAK_TFLOPS of a GPU by its name (torch.cuda.get_device_name()), or None if not listed."""
+    """PEAK_TFLOPS of a GPU by its name (torch.cuda.get_device_name()), or None if not listed.
+    Taught in notebooks/08, section 6."""
     return next((v for k, v in PEAK_TFLOPS.items() if k in str(device_name)), None)
 
 
@@ -140,14 +143,15 @@ PREDICTED_GPUS = ("T4", "A100")  # a free Colab / Kaggle GPU, and a large one
 
 def gpu_predictions():
     """The counts benchmarks/predict_gpu.py wrote: TFLOP per call item at 512 px, each notebook's
-    TFLOP and calls, the weights' and training activations' GB. A dict."""
+    TFLOP and calls, the weights' and training activations' GB. A dict.
+    Taught in notebooks/08, section 6."""
     return json.loads(GPU_PREDICTIONS.read_text())
 
 
 def gpu_efficiency(pred=None):
     """The fraction of its fp16 peak a GPU reaches on Stable Diffusion, from REFERENCE: one
     guided picture is `steps` UNet calls on a batch of 2, one VAE decode and two prompts' text
-    encoding; its TFLOP / (seconds x peak TFLOP/s)."""
+    encoding; its TFLOP / (seconds x peak TFLOP/s). Taught in notebooks/08, section 6."""
     pred = pred or gpu_predictions()
     f = pred["tflop"]
     tflop = REFERENCE["steps"] * 2 * f["unet"] + f["vae_decode"] + 2 * f["text_encoder"]
@@ -190,7 +194,8 @@ def predict_training(steps, batch_size=1, terms=1, gpu="T4"):
 
 
 def prediction_assumptions():
-    """The assumptions behind predicted_minutes and predict_training, in words, with the numbers."""
+    """The assumptions behind predicted_minutes and predict_training, in words, with the numbers.
+    Taught in notebooks/08, section 6."""
     pred = gpu_predictions()
     f = pred["tflop"]
     return (f"Predicted, not measured: {pred['model']} at {pred['image_size']} px in fp16; per item (one "
@@ -206,7 +211,8 @@ def prediction_assumptions():
 @torch.no_grad()
 def ms_per_unet_step(sd, batch=2, repeats=10):
     """Median milliseconds of one UNet call on `batch` latents (2: one guided picture) with the
-    model as it is (dtype, attention processor, memory format, compiled or not)."""
+    model as it is (dtype, attention processor, memory format, compiled or not).
+    Taught in notebooks/08, section 6."""
     import statistics
 
     check_sd(sd)

@@ -13,14 +13,15 @@ VERSION = "v2"  # of the architecture; a random build is cached under this name
 
 def cache_dir():
     """Where the factory writes a random built-in model and its by-products: $SDLIB_CACHE, else
-    ~/.cache/sdlib."""
+    ~/.cache/sdlib. Used by load_sd; loading is taught in notebooks/00 (the load cell)."""
     root = os.environ.get("SDLIB_CACHE") or Path.home() / ".cache" / "sdlib"
     return Path(root) / f"{NAME}-random-{VERSION}"
 
 
 def builtin_path():
     """The built-in model's folder: the trained model shipped in the package, else one the factory
-    built into cache_dir() (`sdlib.builtin.model.build_builtin(sdlib.builtin.cache_dir())`)."""
+    built into cache_dir() (`sdlib.builtin.model.build_builtin(sdlib.builtin.cache_dir())`).
+    Used by load_sd; the built-in model is introduced in notebooks/00 (the load cell)."""
     for folder in (SHIPPED, cache_dir()):
         if (folder / "model_index.json").exists():
             return folder

@@ -19,7 +19,8 @@ BOS_ID, EOS_ID = VOCAB_SIZE - 2, VOCAB_SIZE - 1  # the two special tokens come l
 
 
 def bytes_to_unicode():
-    """CLIP's map from the 256 byte values to printable unicode characters (as in GPT-2)."""
+    """CLIP's map from the 256 byte values to printable unicode characters (as in GPT-2).
+    Used to rebuild the tokenizer; tokenizing is taught in notebooks/03, section 1."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
         + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
@@ -33,7 +34,8 @@ def bytes_to_unicode():
 
 
 def bpe_merges_file():
-    """Path of the merge list that open_clip ships (the same file as OpenAI's CLIP)."""
+    """Path of the merge list that open_clip ships (the same file as OpenAI's CLIP).
+    Used to rebuild the tokenizer; tokenizing is taught in notebooks/03, section 1."""
     import open_clip.tokenizer as oct  # only needed to locate the file
 
     return Path(oct.__file__).with_name("bpe_simple_vocab_16e6.txt.gz")
@@ -41,7 +43,8 @@ def bpe_merges_file():
 
 def clip_vocab_and_merges(bpe_path=None):
     """Rebuild CLIP's vocabulary exactly as OpenAI's `SimpleTokenizer` does (where open_clip is
-    missing, as on a bare GPU machine: read back the built-in model's shipped tokenizer folder)."""
+    missing, as on a bare GPU machine: read back the built-in model's shipped tokenizer folder).
+    Used to rebuild the tokenizer; tokenizing is taught in notebooks/03, section 1."""
     if bpe_path is None:
         try:
             bpe_path = bpe_merges_file()
@@ -61,7 +64,8 @@ def clip_vocab_and_merges(bpe_path=None):
 def save_clip_tokenizer(folder, bpe_path=None, pad_token=EOS):
     """Write a tokenizer folder (vocab.json, merges.txt, configs) that CLIPTokenizer loads.
 
-    pad_token: SD v1 pads with <|endoftext|>; SD 2.x's OpenCLIP tokenizer pads with "!" (id 0)."""
+    pad_token: SD v1 pads with <|endoftext|>; SD 2.x's OpenCLIP tokenizer pads with "!" (id 0).
+    Used to rebuild the tokenizer; tokenizing is taught in notebooks/03, section 1."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vocab, merges = clip_vocab_and_merges(bpe_path)

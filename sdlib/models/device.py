@@ -16,7 +16,8 @@ DTYPES = {"fp16": torch.float16, "float16": torch.float16, "fp32": torch.float32
 
 def as_device(device):
     """A `torch.device` from a torch.device or a name ('auto', 'cpu', 'cuda', 'cuda:1', 'mps'),
-    checked to be one sdlib runs on (not that it is present here: `pick_device` checks that)."""
+    checked to be one sdlib runs on (not that it is present here: `pick_device` checks that).
+    Used by load_sd; devices are chosen in notebooks/00 (the load cell)."""
     if device is None or (isinstance(device, str) and device.strip().lower() in ("", "auto")):
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -33,7 +34,8 @@ def as_device(device):
 
 
 def pick_device(device=None):
-    """Return a `torch.device`: the one asked for (checked), else $SDLIB_DEVICE, else the best."""
+    """Return a `torch.device`: the one asked for (checked), else $SDLIB_DEVICE, else the best.
+    Used by load_sd; devices are chosen in notebooks/00 (the load cell)."""
     out = as_device(device if device is not None else os.environ.get("SDLIB_DEVICE", "auto"))
     if out.type == "cuda" and not torch.cuda.is_available():
         raise SDLibError(
@@ -45,7 +47,8 @@ def pick_device(device=None):
 
 
 def pick_dtype(device, dtype=None):
-    """fp16 on CUDA (half the memory, same pictures), fp32 elsewhere (CPUs are slow in fp16)."""
+    """fp16 on CUDA (half the memory, same pictures), fp32 elsewhere (CPUs are slow in fp16).
+    Used by load_sd; dtypes are chosen in notebooks/00 (the load cell)."""
     device = as_device(device)
     if dtype is None:
         return torch.float16 if device.type == "cuda" else torch.float32

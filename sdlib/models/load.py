@@ -42,7 +42,8 @@ HUB_HOST = ("huggingface.co", 443)
 def ready_line(sd):
     """One line that says what a notebook runs on: "ready: sdlib X, torch Y, device Z, model M".
     Printed by every notebook's load cell, so a learner (and a bug report) sees the set-up; when
-    load_sd fell back to another model than the one asked for, the notice follows it."""
+    load_sd fell back to another model than the one asked for, the notice follows it.
+    Printed by the load cell of notebooks/00 to 08."""
     from importlib.metadata import version
 
     line = (f"ready: sdlib {version('sdlib')}, torch {torch.__version__}, "
@@ -51,7 +52,8 @@ def ready_line(sd):
 
 
 def n_params(module):
-    """Number of parameters of a torch module."""
+    """Number of parameters of a torch module.
+    Taught in notebooks/00, section 3 (used in notebooks/04, section 2)."""
     if not isinstance(module, torch.nn.Module):
         raise SDLibError(f"module must be a torch module such as sd.unet, got {type(module).__name__}.")
     return sum(p.numel() for p in module.parameters())
@@ -133,7 +135,8 @@ class SD:
 
 def check_sd(sd):
     """`sd` as the bundle `load_sd` returns, else SDLibError (a pipeline or one part is the
-    usual slip); every helper that takes `sd` calls this first."""
+    usual slip); every helper that takes `sd` calls this first.
+    Used by every helper that takes `sd`; the bundle is taught in notebooks/00, section 3."""
     if not isinstance(sd, SD):
         raise SDLibError(f"sd must be the model bundle from sdlib.load_sd() (tokenizer, text "
                          f"encoder, VAE, UNet, scheduler), got {type(sd).__name__}.")
@@ -141,13 +144,15 @@ def check_sd(sd):
 
 
 def default_model(device):
-    """$SDLIB_MODEL, else SD v1.4 on CUDA, else the built-in model."""
+    """$SDLIB_MODEL, else SD v1.4 on CUDA, else the built-in model.
+    Used by load_sd; taught in notebooks/00 (the load cell)."""
     on_cuda = as_device(device).type == "cuda"
     return os.environ.get("SDLIB_MODEL") or (SD_V1 if on_cuda else builtin.NAME)
 
 
 def hub_reachable(timeout=3.0):
-    """True if the Hugging Face hub answers (and offline mode is not set)."""
+    """True if the Hugging Face hub answers (and offline mode is not set).
+    Used by load_sd; taught in notebooks/00 (the load cell)."""
     timeout = check_number("timeout", timeout, lo=0, lo_open=True)
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         return False
@@ -159,7 +164,8 @@ def hub_reachable(timeout=3.0):
 
 
 def check_layout(folder):
-    """Raise unless `folder` holds the five SD components in the diffusers layout."""
+    """Raise unless `folder` holds the five SD components in the diffusers layout.
+    Used by load_sd; the parts are taught in notebooks/00, section 3."""
     if not isinstance(folder, (str, os.PathLike)):
         raise SDLibError(f"folder must be a path (str or pathlib.Path), got {type(folder).__name__}.")
     folder = Path(folder)
@@ -215,6 +221,7 @@ def load_sd(model=None, device=None, dtype=None):
     model: None (the default, see module doc), "builtin", a hub id, or a local folder.
     device: None/"auto" (cuda > mps > cpu, or $SDLIB_DEVICE), "cpu", "cuda", "mps".
     dtype: None (fp16 on CUDA, fp32 elsewhere) or a torch dtype / "fp16" / "fp32".
+    Taught in notebooks/00 (the load cell, in every notebook) and section 3 (the parts).
     """
     if model is not None and not isinstance(model, (str, os.PathLike)):
         raise SDLibError(f"model must be None, 'builtin', a hub id like {SD_V1!r} or a folder "
@@ -269,7 +276,8 @@ def _load(name, source, local_only, device, dtype):
 
 def moved_to(name, say=False):
     """The current hub id of a checkpoint in `MOVED` (`name` itself if it did not move); say=True
-    prints one line about the move."""
+    prints one line about the move.
+    Used by load_sd; loading is taught in notebooks/00 (the load cell)."""
     if not isinstance(name, str):
         raise SDLibError(f"name must be a hub id (a string) such as {SD_V1!r}, got {type(name).__name__}.")
     if name not in MOVED:

@@ -29,7 +29,8 @@ from ..conditioning.text import check_width
 # ---------------------------------------------------------------- structure
 @dataclass
 class Block:
-    """One top-level piece of the UNet, as the model itself reports it."""
+    """One top-level piece of the UNet, as the model itself reports it.
+    One row of blocks; taught in notebooks/04, section 2."""
 
     name: str  # e.g. "down_blocks.0", "mid_block", "up_blocks.1"
     kind: str  # the diffusers class name, e.g. "CrossAttnDownBlock2D"
@@ -48,7 +49,8 @@ def _block_modules(unet):
 @torch.no_grad()
 def blocks(sd, batch=1):
     """The UNet's down, mid and up blocks with parameter counts, cross-attention layer counts and
-    feature shapes, read from one forward pass at the model's own sample size (hooks, no edits)."""
+    feature shapes, read from one forward pass at the model's own sample size (hooks, no edits).
+    Taught in notebooks/04, section 2."""
     check_sd(sd)
     batch = check_int("batch", batch, lo=1)
     unet = sd.unet
@@ -77,7 +79,8 @@ def blocks(sd, batch=1):
 
 
 def format_blocks(rows, total=None):
-    """A fixed-width table of `blocks(...)`; with `total` (all UNet params) a line for the rest."""
+    """A fixed-width table of `blocks(...)`; with `total` (all UNet params) a line for the rest.
+    Taught in notebooks/04, section 2."""
     if not isinstance(rows, (list, tuple)) or not rows or not all(isinstance(b, Block) for b in rows):
         raise SDLibError(f"rows must be the list that unet_tools.blocks(sd) returns, got "
                          f"{type(rows).__name__}.")
@@ -124,7 +127,8 @@ def predict_once(sd, x0, t, text_emb, generator=None, noise=None):
 
 
 def check_text_emb(sd, text_emb, batch):
-    """text_emb as (B, 77, D) on the model's device and dtype, or SDLibError naming the shape."""
+    """text_emb as (B, 77, D) on the model's device and dtype, or SDLibError naming the shape.
+    Used by the helpers that take text_emb; text_emb is taught in notebooks/04, section 1."""
     check_width("text_emb", text_emb, sd.text_encoder)  # (1 or B, 77, D)
     if len(text_emb) not in (1, batch):
         raise SDLibError(f"text_emb must have 1 or {batch} rows (one per latent), got {len(text_emb)}.")
@@ -138,6 +142,7 @@ class AttentionStore:
     Each layer keeps (batch, h*w, tokens) averaged over heads and summed over calls (steps), so
     memory stays small however many steps are recorded. `latent_size` (h, w) is the size of the
     latents the UNet ran on, noted by `capture_cross_attention` (None when filled by hand).
+    Used by capture_cross_attention; taught in notebooks/04, section 5.
     """
 
     def __init__(self):
@@ -213,7 +218,8 @@ class AttentionStore:
 
 class CaptureCrossAttnProcessor:
     """diffusers' classic `AttnProcessor`, written out, that also hands its attention
-    probabilities to an `AttentionStore`. Its output equals the default processor's."""
+    probabilities to an `AttentionStore`. Its output equals the default processor's.
+    Used by capture_cross_attention; taught in notebooks/04, section 5."""
 
     def __init__(self, store, name):
         self.store, self.name = store, name
@@ -253,7 +259,8 @@ class CaptureCrossAttnProcessor:
 
 
 def cross_attention_layers(unet):
-    """Names of the UNet's cross-attention processors (the `attn2` of every transformer block)."""
+    """Names of the UNet's cross-attention processors (the `attn2` of every transformer block).
+    Taught in notebooks/04, section 2."""
     if not hasattr(unet, "attn_processors"):
         raise SDLibError(f"unet must be a diffusers UNet (sd.unet), got {type(unet).__name__}.")
     return [n for n in unet.attn_processors if n.endswith("attn2.processor")]
@@ -265,6 +272,7 @@ def capture_cross_attention(sd, store=None):
 
     Only the cross-attention layers are swapped (self-attention keeps its fast processor), via
     `unet.set_attn_processor`, so nothing else about the model changes.
+    Taught in notebooks/04, section 5.
     """
     check_sd(sd)
     if store is not None and not isinstance(store, AttentionStore):

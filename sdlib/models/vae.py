@@ -16,7 +16,8 @@ RGB = 3  # colour channels of an image
 
 
 def check_size(height, width, multiple):
-    """Raise unless both sides are whole numbers of pixels that are multiples of `multiple`."""
+    """Raise unless both sides are whole numbers of pixels that are multiples of `multiple`.
+    Used by the VAE helpers and inpaint; sizes are taught in notebooks/01, section 2."""
     check_int("height", height, lo=1)
     check_int("width", width, lo=1)
     if height % multiple or width % multiple:
@@ -26,7 +27,8 @@ def check_size(height, width, multiple):
 
 
 def check_latents(name, latents, channels=None):
-    """A float tensor (B, C, h, w) (C = `channels` when given), else SDLibError naming `name`."""
+    """A float tensor (B, C, h, w) (C = `channels` when given), else SDLibError naming `name`.
+    Used by decode, inpaint and training; latents are taught in notebooks/01, section 2."""
     shape = f"(B, {channels if channels is not None else 'C'}, h, w)"
     if not isinstance(latents, torch.Tensor):
         raise SDLibError(f"{name} must be a float tensor {shape} of latents, got "
@@ -49,6 +51,7 @@ def encode(sd, images, sample=False, generator=None):
     """Images (PIL/array/tensor in [0, 1]) -> scaled latents (B, 4, H/8, W/8).
 
     sample=False uses the mean of the VAE's posterior (deterministic); True draws from it.
+    Taught in notebooks/01, section 2.
     """
     check_sd(sd)
     _check_flag("sample", sample)
@@ -65,7 +68,8 @@ def encode(sd, images, sample=False, generator=None):
 
 
 def decode(sd, latents, grad=False):
-    """Scaled latents (B, 4, h, w) -> images in [0, 1], (B, 3, 8h, 8w). grad=True keeps the graph."""
+    """Scaled latents (B, 4, h, w) -> images in [0, 1], (B, 3, 8h, 8w). grad=True keeps the graph.
+    Taught in notebooks/01, section 4."""
     check_sd(sd)
     check_latents("latents", latents, sd.vae.config.latent_channels)
     _check_flag("grad", grad)
@@ -80,6 +84,7 @@ def compression(sd, height=None, width=None):
 
     Computed from the model's own sizes (3 colour channels, `sd.vae_scale` pixels per latent cell
     along each side, `latent_channels` channels), so it says 48 for SD v1 without assuming it.
+    Taught in notebooks/01, section 2.
     """
     check_sd(sd)
     height = sd.image_size if height is None else height
@@ -104,7 +109,8 @@ def _check_pair(z_a, z_b, alpha):
 
 
 def lerp(z_a, z_b, alpha):
-    """Straight-line blend (1 - alpha) * z_a + alpha * z_b of two latents of one shape."""
+    """Straight-line blend (1 - alpha) * z_a + alpha * z_b of two latents of one shape.
+    Taught in notebooks/01, section 6."""
     alpha = _check_pair(z_a, z_b, alpha)
     return (1 - alpha) * z_a + alpha * z_b
 
@@ -116,6 +122,7 @@ def slerp(z_a, z_b, alpha, eps=1e-7):
     Why: halfway along a straight line between two unrelated Gaussian-like latents the norm
     drops by about 1/sqrt(2), so the midpoint is "too quiet"; slerp keeps it at the same scale.
     Falls back to `lerp` for (nearly) parallel latents. Each batch item is blended on its own.
+    Taught in notebooks/01, section 6.
     """
     alpha = _check_pair(z_a, z_b, alpha)
     eps = check_number("eps", eps, lo=0, lo_open=True)
@@ -136,6 +143,7 @@ def edit_channel(latents, channel, scale=1.0, shift=0.0):
 
     scale=0 zeroes the channel; scale=-1 flips it; shift adds a constant over the whole picture.
     Decode the result to see what that channel carries.
+    Taught in notebooks/01, sections 6 and 8.
     """
     check_latents("latents", latents)
     check_int("channel", channel)

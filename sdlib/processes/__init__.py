@@ -36,7 +36,8 @@ KINDS = ("vp", "flow")
 
 def kind(scheduler):
     """"flow" for flow-matching schedulers (they have `scale_noise`, diffusers' flow forward
-    process), "vp" for DDPM-family ones (they have `add_noise` and an alpha_bar table)."""
+    process), "vp" for DDPM-family ones (they have `add_noise` and an alpha_bar table).
+    Used by every function here; taught in notebooks/02 (VP) and notebooks/07 (the target)."""
     if hasattr(scheduler, "scale_noise") and not hasattr(scheduler, "alphas_cumprod"):
         return "flow"
     if hasattr(scheduler, "alphas_cumprod") and hasattr(scheduler, "config"):
@@ -47,7 +48,8 @@ def kind(scheduler):
 
 
 def is_vp(scheduler):
-    """True for a scheduler of the VP (DDPM) family, False for a flow one or anything else."""
+    """True for a scheduler of the VP (DDPM) family, False for a flow one or anything else.
+    Used here and by the strength explorer; VP is taught in notebooks/02, section 4."""
     try:
         return kind(scheduler) == "vp"
     except SDLibError:
@@ -56,7 +58,8 @@ def is_vp(scheduler):
 
 def check_timesteps(scheduler, t, batch):
     """t as a (batch,) tensor of the model's training timesteps: whole numbers 0..T-1 for VP, any
-    number in [0, T] for flow (sigma * T); a single number stands for every row."""
+    number in [0, T] for flow (sigma * T); a single number stands for every row.
+    Used here and by training.objective; timesteps are taught in notebooks/02, section 1."""
     n = num_train_timesteps(scheduler)
     is_flow = kind(scheduler) == "flow"
     if isinstance(t, numbers.Integral) and not isinstance(t, bool) and not is_flow:
@@ -81,7 +84,7 @@ def check_timesteps(scheduler, t, batch):
 def add_noise(scheduler, x0, noise, t):
     """x_t at the model's training timesteps t (B,): VP x_t = sqrt(alpha_bar_t) x0 +
     sqrt(1 - alpha_bar_t) noise (DDPM eq. 4); flow x_t = (1 - sigma) x0 + sigma noise, sigma = t / T.
-    Shapes (B, C, h, w)."""
+    Shapes (B, C, h, w). Taught in notebooks/02, section 3 (used in notebooks/06, section 2)."""
     if kind(scheduler) == "flow":
         return flow.add_noise_flow(x0, noise, flow.sigma_of(scheduler, t))
     return vp.add_noise_vp(x0, noise, alpha_bars(scheduler)[t.cpu()])
@@ -89,7 +92,8 @@ def add_noise(scheduler, x0, noise, t):
 
 def training_target(scheduler, x0, noise, t):
     """What the model learns to output at training timesteps t: VP by `prediction_type` (the noise,
-    v, or x0: `vp.training_target`); flow the velocity noise - x0. Shapes (B, C, h, w)."""
+    v, or x0: `vp.training_target`); flow the velocity noise - x0. Shapes (B, C, h, w).
+    Taught in notebooks/07, section 2."""
     if kind(scheduler) == "flow":
         return flow.velocity_target(x0, noise)
     return vp.training_target(prediction_type(scheduler), x0, noise, alpha_bars(scheduler)[t.cpu()])
@@ -98,7 +102,8 @@ def training_target(scheduler, x0, noise, t):
 def draw_timesteps(scheduler, n, generator):
     """n training timesteps as the model was trained: VP uniform whole numbers in 0..T-1 (DDPM,
     Ho et al. 2020, alg. 1); flow sigma = sigmoid(u), u ~ N(0, 1), the logit-normal of SD3 (Esser
-    et al. 2024, sec. 3.1), as t = sigma * T. Drawn from the CPU `generator`: (n,)."""
+    et al. 2024, sec. 3.1), as t = sigma * T. Drawn from the CPU `generator`: (n,).
+    Used by training.objective; the loop that draws them is taught in notebooks/07, section 2."""
     T = num_train_timesteps(scheduler)
     if kind(scheduler) == "flow":
         return torch.sigmoid(torch.randn(n, generator=generator)) * T
@@ -108,7 +113,8 @@ def draw_timesteps(scheduler, n, generator):
 # ---------------------------------------------------------------- sampling: from a model output
 def predict_x0(scheduler, x_t, output, t):
     """x0 from the model's `output` on the sampler's latents x_t at its timestep t (VP: DDIM eq. 12
-    by prediction type, `vp.predict_x0`; flow: x0 = x_t - sigma v). Shapes (B, C, h, w)."""
+    by prediction type, `vp.predict_x0`; flow: x0 = x_t - sigma v). Shapes (B, C, h, w).
+    Taught in notebooks/05, section 4 (x0 by hand in notebooks/04, section 3)."""
     if kind(scheduler) == "flow":
         return flow.x0_from_velocity(x_t, output, float(flow.sigma_of(scheduler, t)))
     return vp.predict_x0(scheduler, x_t, output, t)
@@ -116,7 +122,8 @@ def predict_x0(scheduler, x_t, output, t):
 
 def predict_noise(scheduler, x_t, output, t):
     """The noise the model's `output` implies at the sampler's timestep t (VP: `vp.predict_noise`;
-    flow: noise = x_t + (1 - sigma) v). Shapes (B, C, h, w)."""
+    flow: noise = x_t + (1 - sigma) v). Shapes (B, C, h, w).
+    Used by generate; eps from an output is taught in notebooks/04, section 3."""
     if kind(scheduler) == "flow":
         return flow.noise_from_velocity(x_t, output, float(flow.sigma_of(scheduler, t)))
     return vp.predict_noise(scheduler, x_t, output, t)
@@ -124,7 +131,7 @@ def predict_noise(scheduler, x_t, output, t):
 
 def sampler_sigma(scheduler, t):
     """The noise level of the sampler's latents at its timestep t, a float: VP the VE-view sigma
-    (`vp.sampler_sigma`), flow the noise fraction t / T."""
+    (`vp.sampler_sigma`), flow the noise fraction t / T. Taught in notebooks/05, section 4."""
     if kind(scheduler) == "flow":
         return float(flow.sigma_of(scheduler, t))
     return vp.sampler_sigma(scheduler, t)
@@ -132,7 +139,7 @@ def sampler_sigma(scheduler, t):
 
 def train_sigma(scheduler, t):
     """sigma of (possibly fractional) timesteps t, a float32 tensor shaped like t: VP interpolated
-    in the training table (`vp.train_sigma`), flow t / T."""
+    in the training table (`vp.train_sigma`), flow t / T. Taught in notebooks/02, section 5."""
     if kind(scheduler) == "flow":
         return flow.sigma_of(scheduler, t)
     return vp.train_sigma(scheduler, t)
@@ -140,7 +147,8 @@ def train_sigma(scheduler, t):
 
 def noise_variance(scheduler, t):
     """Var of the noise in the sampler's latents at its timestep t: VP 1 - alpha_bar (sigma^2 in
-    the VE scale; `vp.noise_variance`), flow sigma^2. The loss-guidance step scales by it."""
+    the VE scale; `vp.noise_variance`), flow sigma^2. The loss-guidance step scales by it.
+    Used by the loss-guidance step; taught in notebooks/05, section 4."""
     if kind(scheduler) == "flow":
         return float(flow.sigma_of(scheduler, t)) ** 2
     return vp.noise_variance(scheduler, t)
@@ -148,7 +156,8 @@ def noise_variance(scheduler, t):
 
 def noise_to(scheduler, x0, noise, t):
     """x0 noised to the sampler's timestep t by the scheduler itself (img2img's start: VP
-    `add_noise`, flow `scale_noise`), so the draw matches diffusers' pipelines. t: (B,)."""
+    `add_noise`, flow `scale_noise`), so the draw matches diffusers' pipelines. t: (B,).
+    Used by generate's and inpaint's start; img2img is taught in notebooks/02, section 8."""
     if kind(scheduler) == "flow":
         return scheduler.scale_noise(x0, t, noise)
     return scheduler.add_noise(x0, noise, t)

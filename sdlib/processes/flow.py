@@ -25,27 +25,32 @@ def _per_item(value, like):
 
 def add_noise_flow(x0, noise, sigma):
     """The forward process: x_t = (1 - sigma) x0 + sigma noise (what `scale_noise` does).
-    sigma: a number or a (B,) tensor in [0, 1]. Shapes (B, C, h, w) in and out."""
+    sigma: a number or a (B,) tensor in [0, 1]. Shapes (B, C, h, w) in and out.
+    No notebook teaches flow yet; the VP forward process: notebooks/02, section 3."""
     sigma = _per_item(sigma, x0)
     return (1 - sigma) * x0 + sigma * noise
 
 
 def velocity_target(x0, noise):
-    """What a flow model is trained to output: v = noise - x0, the same all along the line."""
+    """What a flow model is trained to output: v = noise - x0, the same all along the line.
+    No notebook teaches flow yet; the VP target: notebooks/07, section 2."""
     return noise - x0
 
 
 def x0_from_velocity(x_t, v, sigma):
-    """x0 = x_t - sigma v: follow the velocity back to sigma = 0."""
+    """x0 = x_t - sigma v: follow the velocity back to sigma = 0.
+    No notebook teaches flow yet; x0 from a VP output: notebooks/04, section 3."""
     return x_t - _per_item(sigma, x_t) * v
 
 
 def noise_from_velocity(x_t, v, sigma):
-    """noise = x_t + (1 - sigma) v: follow it forward to sigma = 1."""
+    """noise = x_t + (1 - sigma) v: follow it forward to sigma = 1.
+    No notebook teaches flow yet; noise from a VP output: notebooks/04, section 3."""
     return x_t + (1 - _per_item(sigma, x_t)) * v
 
 
 def sigma_of(scheduler, t):
     """The noise fraction at the model's timestep t (a number or a tensor): t / T, as diffusers'
-    flow schedulers make their timesteps (sigma * T)."""
+    flow schedulers make their timesteps (sigma * T).
+    No notebook teaches flow yet; sigma for VP: notebooks/02, section 1."""
     return torch.as_tensor(t, dtype=torch.float64).cpu().float() / float(scheduler.config.num_train_timesteps)

@@ -32,6 +32,7 @@ def betas_from_config(config):
     "linear": evenly spaced from beta_start to beta_end (DDPM, Ho et al. 2020 sec. 4).
     "scaled_linear" (SD): evenly spaced in sqrt(beta), then squared, which adds noise more gently
     early on. (T,) float32.
+    The schedules are taught in notebooks/02, section 1.
     """
     kind, n = config["beta_schedule"], config["num_train_timesteps"]
     lo, hi = config["beta_start"], config["beta_end"]
@@ -43,13 +44,15 @@ def betas_from_config(config):
 
 
 def alpha_bars_from_betas(betas):
-    """alpha_bar_t = prod_{s <= t} (1 - beta_s): how much of x0 survives to step t, squared."""
+    """alpha_bar_t = prod_{s <= t} (1 - beta_s): how much of x0 survives to step t, squared.
+    alpha_bar is taught in notebooks/02, section 1."""
     return torch.cumprod(1.0 - betas, dim=0)
 
 
 def alpha_bars(scheduler):
     """The scheduler's alpha_bar table, one entry per training timestep: (T,). The one place the
-    library reads a scheduler's `alphas_cumprod`."""
+    library reads a scheduler's `alphas_cumprod`.
+    Taught in notebooks/02, section 1 and notebooks/07, section 2."""
     if not hasattr(scheduler, "alphas_cumprod"):
         raise SDLibError(f"{type(scheduler).__name__} has no alpha_bar table: it is not a VP (DDPM) "
                          "scheduler; sdlib.processes.kind(scheduler) says which process it runs.")
@@ -57,22 +60,26 @@ def alpha_bars(scheduler):
 
 
 def num_train_timesteps(scheduler):
-    """T, the number of training timesteps (1000 for SD)."""
+    """T, the number of training timesteps (1000 for SD).
+    Taught in notebooks/02, section 1 and notebooks/07, section 2."""
     return int(scheduler.config.num_train_timesteps)
 
 
 def sigmas_from_alpha_bars(alpha_bar):
-    """sigma = sqrt((1 - alpha_bar) / alpha_bar): the VE noise level (Karras et al. 2022, table 1)."""
+    """sigma = sqrt((1 - alpha_bar) / alpha_bar): the VE noise level (Karras et al. 2022, table 1).
+    Taught in notebooks/02, sections 1 and 4."""
     return ((1 - alpha_bar) / alpha_bar) ** 0.5
 
 
 def alpha_bar_from_sigma(sigma):
-    """The inverse: alpha_bar = 1 / (1 + sigma^2)."""
+    """The inverse: alpha_bar = 1 / (1 + sigma^2).
+    The VE view is taught in notebooks/02, section 4."""
     return 1.0 / (1.0 + sigma**2)
 
 
 def is_ve(scheduler):
-    """True for k-diffusion style schedulers whose latents live in the VE scale."""
+    """True for k-diffusion style schedulers whose latents live in the VE scale.
+    Taught in notebooks/02, section 5 (used in notebooks/05, section 4)."""
     return float(getattr(scheduler, "init_noise_sigma", 1.0)) > 1.0
 
 
@@ -81,6 +88,7 @@ def train_sigma(scheduler, t):
 
     This is how LMS and Euler place their sigmas for N steps; for whole-number timesteps it is
     simply sigmas_from_alpha_bars(alpha_bar[t]). Returns a float32 tensor shaped like t.
+    Used by processes.train_sigma; taught in notebooks/02, section 5.
     """
     table = sigmas_from_alpha_bars(alpha_bars(scheduler)).numpy()  # (T,)
     t = torch.as_tensor(t).detach().cpu().double()
@@ -94,6 +102,7 @@ def sampler_sigma(scheduler, t):
     VE samplers keep their own table (`scheduler.sigmas`, which may differ from the training
     table, e.g. Karras sigmas): t is looked up among its timesteps. VP samplers step on the
     training table. Depends only on t, not on how far the scheduler has stepped.
+    Used by processes.sampler_sigma; taught in notebooks/05, section 4.
     """
     if not is_ve(scheduler):
         return float(train_sigma(scheduler, t))
@@ -110,18 +119,21 @@ def add_noise_vp(x0, noise, alpha_bar):
     """VP forward process, DDPM eq. 4: x_t = sqrt(alpha_bar) * x0 + sqrt(1 - alpha_bar) * noise.
 
     alpha_bar: a number, or a (B,) tensor (one per batch item). Shapes: (B, C, h, w) in and out.
+    Taught in notebooks/02, section 4 and notebooks/07, section 2.
     """
     alpha_bar = _per_item(alpha_bar, x0)  # (B, 1, 1, 1) or a number
     return alpha_bar**0.5 * x0 + (1 - alpha_bar) ** 0.5 * noise
 
 
 def add_noise_ve(x0, noise, sigma):
-    """VE forward process: x_t = x0 + sigma * noise (what LMS/Euler's add_noise do)."""
+    """VE forward process: x_t = x0 + sigma * noise (what LMS/Euler's add_noise do).
+    Taught in notebooks/02, section 4."""
     return x0 + _per_item(sigma, x0) * noise
 
 
 def ve_to_vp(x_t, sigma):
-    """x_t / sqrt(sigma^2 + 1): VE latents back to unit scale, what `scale_model_input` does."""
+    """x_t / sqrt(sigma^2 + 1): VE latents back to unit scale, what `scale_model_input` does.
+    Taught in notebooks/02, section 5."""
     return x_t / (_per_item(sigma, x_t) ** 2 + 1) ** 0.5
 
 
@@ -134,7 +146,8 @@ def _per_item(value, like):
 
 # ---------------------------------------------------------------- from a model output
 def prediction_type(scheduler):
-    """What the UNet predicts: "epsilon", "v_prediction" or "sample" (else SDLibError)."""
+    """What the UNet predicts: "epsilon", "v_prediction" or "sample" (else SDLibError).
+    Taught in notebooks/04, section 3 and notebooks/07, section 2."""
     kind = scheduler.config.get("prediction_type", "epsilon")
     if kind not in PREDICTION_TYPES:
         raise SDLibError(f"prediction_type {kind!r} is not handled; sdlib knows "
@@ -143,7 +156,8 @@ def prediction_type(scheduler):
 
 
 def unit_scale(scheduler, x_t, sigma):
-    """Latents as the UNet sees them (VP scale): VE samplers keep them sqrt(sigma^2 + 1) too big."""
+    """Latents as the UNet sees them (VP scale): VE samplers keep them sqrt(sigma^2 + 1) too big.
+    Used by predict_x0 and predict_noise; the two scales are taught in notebooks/02, section 5."""
     return ve_to_vp(x_t, sigma) if is_ve(scheduler) else x_t
 
 
@@ -162,6 +176,7 @@ def x0_from_output(kind, x_t, output, alpha_bar):
       v_prediction:  x0 = sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v
       sample:        x0 = output
     alpha_bar: a number or a (B,) tensor. Shapes (B, 4, h, w).
+    Taught in notebooks/04, section 3.
     """
     alpha_bar = _per_item(alpha_bar, x_t)
     if kind == "epsilon":
@@ -176,6 +191,7 @@ def noise_from_output(kind, x_t, output, alpha_bar):
       epsilon:       eps = output
       v_prediction:  eps = sqrt(alpha_bar) v + sqrt(1 - alpha_bar) x_t
       sample:        eps = (x_t - sqrt(alpha_bar) x0) / sqrt(1 - alpha_bar)
+    Taught in notebooks/04, section 3.
     """
     alpha_bar = _per_item(alpha_bar, x_t)
     if kind == "epsilon":
@@ -187,14 +203,16 @@ def noise_from_output(kind, x_t, output, alpha_bar):
 
 def predict_x0(scheduler, x_t, output, t):
     """x0_pred at the sampler's timestep t, for latents in the sampler's own scale (VE latents are
-    first brought to the VP scale; x0 is the same in both). See `x0_from_output`."""
+    first brought to the VP scale; x0 is the same in both). See `x0_from_output`.
+    Used by processes.predict_x0; taught in notebooks/05, section 4."""
     x_vp, alpha_bar = _vp_view(scheduler, x_t, t)
     return x0_from_output(prediction_type(scheduler), x_vp, output, alpha_bar)
 
 
 def predict_noise(scheduler, x_t, output, t):
     """eps at the sampler's timestep t, for latents in the sampler's own scale. See
-    `noise_from_output`."""
+    `noise_from_output`.
+    Used by processes.predict_noise; eps from an output is taught in notebooks/04, section 3."""
     x_vp, alpha_bar = _vp_view(scheduler, x_t, t)
     return noise_from_output(prediction_type(scheduler), x_vp, output, alpha_bar)
 
@@ -202,7 +220,8 @@ def predict_noise(scheduler, x_t, output, t):
 def noise_variance(scheduler, t):
     """Var of the noise in the sampler's latents at its timestep t: sigma^2 in the VE scale
     (x_t = x0 + sigma noise), 1 - alpha_bar in the VP scale (x_t = sqrt(alpha_bar) x0 +
-    sqrt(1 - alpha_bar) noise). The loss-guidance step (`sdlib.sampling.guidance`) scales by it."""
+    sqrt(1 - alpha_bar) noise). The loss-guidance step (`sdlib.sampling.guidance`) scales by it.
+    Used by the loss-guidance step; taught in notebooks/05, section 4."""
     sigma = sampler_sigma(scheduler, t)
     return sigma**2 if is_ve(scheduler) else 1 - alpha_bar_from_sigma(sigma)
 

@@ -33,7 +33,8 @@ DEFAULT_BLUE_SCALE = 30.0
 # ---------------------------------------------------------------- classifier-free guidance
 def cfg_embeddings(text_emb, uncond_emb, guidance_scale):
     """What the UNet is called with: [uncond; text] (2B, 77, D) for classifier-free guidance, or
-    one half alone when the other would get weight 0 (scale 1: text only; scale 0: uncond only)."""
+    one half alone when the other would get weight 0 (scale 1: text only; scale 0: uncond only).
+    Taught in notebooks/00, section 2 and notebooks/05, section 2."""
     if guidance_scale == 1:
         return text_emb
     if guidance_scale == 0:
@@ -45,7 +46,8 @@ def cfg_embeddings(text_emb, uncond_emb, guidance_scale):
 def guided_output(sd, scheduler, x_t, t, emb, guidance_scale):
     """The denoiser's prediction at timestep t (eps, v or a velocity, by the model's kind), with
     classifier-free guidance (Ho & Salimans 2022, eq. 6):
-        out = out_uncond + guidance_scale * (out_text - out_uncond)."""
+        out = out_uncond + guidance_scale * (out_text - out_uncond).
+    Taught in notebooks/00, section 2 and notebooks/05, section 2."""
     cfg = len(emb) == 2 * len(x_t)
     x_in = torch.cat([x_t] * 2) if cfg else x_t  # (2B or B, 4, h, w)
     x_in = scheduler.scale_model_input(x_in, t)  # VE samplers: x_t / sqrt(sigma^2 + 1)
@@ -59,7 +61,8 @@ def guided_output(sd, scheduler, x_t, t, emb, guidance_scale):
 # ---------------------------------------------------------------- loss guidance
 def loss_guidance(sd, scheduler, x_t, output, t, loss_fn, loss_scale):
     """Nudge x_t downhill on loss_fn(decoded x0_pred) * loss_scale: the gradient flows through
-    the VAE decoder and the x0 formula (not the UNet), then `loss_guidance_step`."""
+    the VAE decoder and the x0 formula (not the UNet), then `loss_guidance_step`.
+    Used by generate (`loss_fn`); taught in notebooks/05, section 4."""
     x_t = x_t.detach().requires_grad_()
     image = vae.decode(sd, processes.predict_x0(scheduler, x_t, output.detach(), t), grad=True)
     loss = loss_fn(image)  # (B, 3, H, W) in [0, 1] -> a scalar
@@ -79,6 +82,7 @@ def loss_guidance_step(scheduler, x_t, grad, t):
     so grad_VP = grad_VE / sqrt(alpha_bar)) is x_t - (1 - alpha_bar) * grad: its noise variance
     (`processes.noise_variance`). One `loss_scale` therefore moves the picture alike under DDIM
     and Euler.
+    Taught in notebooks/05, section 4.
     """
     return x_t - processes.noise_variance(scheduler, t) * grad
 
@@ -93,7 +97,7 @@ def _check(images):
 
 def blue_loss(images):
     """How far the blue channel is from 0.9, on average: small when every pixel is very blue.
-    (The loss from the fast.ai Stable Diffusion deep dive.)"""
+    (The loss from the fast.ai Stable Diffusion deep dive.) Taught in notebooks/05, section 4."""
     return (_check(images)[:, 2] - 0.9).abs().mean()
 
 
@@ -115,27 +119,31 @@ def _rgb(colour):
 
 def colour_loss(images, colour):
     """Mean distance of every pixel from a target colour (a name or RGB): pulls the whole image
-    towards it. blue_loss is the blue-channel-only cousin of this."""
+    towards it. blue_loss is the blue-channel-only cousin of this.
+    Taught in notebooks/05, section 5."""
     target = _rgb(colour).to(images.device, images.dtype)[None, :, None, None]  # (1, 3, 1, 1)
     return (_check(images) - target).abs().mean()
 
 
 def brightness_loss(images, target=0.5):
-    """Distance of the mean grey level of each pixel from `target` (0 black, 1 white)."""
+    """Distance of the mean grey level of each pixel from `target` (0 black, 1 white).
+    Taught in notebooks/05, section 6."""
     target = check_number("target", target, lo=0, hi=1)
     return (_check(images).mean(1) - target).abs().mean()
 
 
 def dark_left_loss(images):
     """Mean brightness of the left half: minimising it keeps the left half dark, whatever the
-    right half does (a loss can look at any part of the picture)."""
+    right half does (a loss can look at any part of the picture).
+    Taught in notebooks/05, section 5."""
     images = _check(images)
     return images[..., : images.shape[-1] // 2].mean()
 
 
 def blue_fraction(images, margin=0.05):
     """Per image, the fraction of pixels whose blue channel beats both red and green by `margin`:
-    a measure of "how blue" that does not reward plain white. Returns a tensor (B,)."""
+    a measure of "how blue" that does not reward plain white. Returns a tensor (B,).
+    Taught in notebooks/05, section 4."""
     margin = check_number("margin", margin, lo=0, hi=1)
     x = to_tensor(images)  # (B, 3, H, W) in [0, 1]
     r, g, b = x.detach().float().unbind(1)

@@ -211,7 +211,8 @@ def skip_masked_image_draw(sd, generator, shape, n_masks):
     """Advance the generator past the pipeline's one unused draw, so that samplers which draw in
     `step` (DDPM, Euler a) stay in step with it. The pipeline also VAE-encodes the masked image
     (the extra input of 9-channel inpainting UNets, unused by a 4-channel one), sampling its
-    posterior: one normal draw of shape (n_masks, 4, h, w)."""
+    posterior: one normal draw of shape (n_masks, 4, h, w).
+    Used by inpaint; the loop is taught in notebooks/06, section 3."""
     torch.randn((n_masks, *shape[1:]), generator=generator, dtype=sd.dtype)
 
 
@@ -219,7 +220,8 @@ def skip_masked_image_draw(sd, generator, shape, n_masks):
 def check_inpaint_args(sd, *, image, mask, prompt, negative_prompt, num_steps, guidance_scale,
                        seed, strength, callback, output, scheduler):
     """Check every argument of `inpaint`; return (generate's normalised arguments, the image as
-    RGB PIL, the pixel mask (1 or B, 1, H, W)). Raises SDLibError naming the argument."""
+    RGB PIL, the pixel mask (1 or B, 1, H, W)). Raises SDLibError naming the argument.
+    Used by inpaint; taught in notebooks/06, section 3."""
     check_sd(sd)
     channels = sd.vae.config.latent_channels
     if sd.denoiser.config.in_channels != channels:

@@ -51,6 +51,8 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     output: "pil" (an image, or a list for a list of prompts), "tensor" (B, 3, H, W), "latents".
     text_emb, uncond_emb: (B, 77, D) embeddings to use instead of encoding prompt / negative_prompt
         (for edited or learned embeddings); the prompt may then be None.
+    Taught in notebooks/00 (the loop), notebooks/02, sections 7 to 9 (samplers, img2img) and
+    notebooks/05 (guidance).
     """
     s = check_generate_args(sd, **{k: v for k, v in locals().items() if k != "sd"})
     scheduler = s["scheduler"]
@@ -83,7 +85,8 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
 # ---------------------------------------------------------------- the stages
 def text_embeddings(sd, prompts, negatives, text_emb=None, uncond_emb=None):
     """(text_emb, uncond_emb), each (B, 77, D) on the model's device and dtype: the prompts and the
-    negative prompts encoded (both padded to 77 tokens, as the pipeline does), unless given."""
+    negative prompts encoded (both padded to 77 tokens, as the pipeline does), unless given.
+    A stage of generate; taught in notebooks/00, section 2."""
     text_emb = encode_text(sd, prompts) if text_emb is None else text_emb
     uncond_emb = encode_text(sd, negatives) if uncond_emb is None else uncond_emb
     if len(uncond_emb) == 1 and len(text_emb) > 1:
@@ -98,7 +101,8 @@ def progress(timesteps):
     """The loop's progress bar: tqdm.auto (a widget in notebooks, text in a terminal), shown only
     once a run has lasted PROGRESS_DELAY seconds, so the many short runs stay quiet, and gone
     when the run ends. TQDM_DISABLE=1 turns it off (the tests and the notebook tool set it; read
-    here, since tqdm's notebook bar with a delay ignores it: tqdm 4.70)."""
+    here, since tqdm's notebook bar with a delay ignores it: tqdm 4.70).
+    Used by generate; the loop is taught in notebooks/00."""
     from tqdm.auto import tqdm
 
     off = os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
@@ -108,7 +112,8 @@ def progress(timesteps):
 def initial_latents(sd, scheduler, num_steps, shape, generator, init_image=None, strength=1.0):
     """(x_T, the timesteps to run). txt2img: x_T = noise * init_noise_sigma, all timesteps.
     img2img: the image's latents noised to the first timestep that `strength` keeps (the same
-    draw order as StableDiffusionImg2ImgPipeline), and only the timesteps from there on."""
+    draw order as StableDiffusionImg2ImgPipeline), and only the timesteps from there on.
+    A stage of generate; taught in notebooks/00, section 2 (img2img: notebooks/02, section 8)."""
     scheduler.set_timesteps(num_steps, device=sd.device)
     timesteps = scheduler.timesteps
     if init_image is None:
@@ -125,7 +130,8 @@ def initial_latents(sd, scheduler, num_steps, shape, generator, init_image=None,
 def img2img_timesteps(scheduler, num_steps, strength):
     """The timesteps img2img (and inpainting) run, after `set_timesteps(num_steps)`: the first
     num_steps - int(num_steps * strength) are skipped (`schedulers.img2img_skip`), and the scheduler
-    is told where it begins, as the pipelines' `get_timesteps` does."""
+    is told where it begins, as the pipelines' `get_timesteps` does.
+    Used by generate; img2img is taught in notebooks/02, section 8."""
     t_start, _ = img2img_skip(num_steps, strength)
     first = first_index(scheduler, t_start)  # second-order samplers (Heun) list each step twice
     if hasattr(scheduler, "set_begin_index"):
@@ -134,12 +140,14 @@ def img2img_timesteps(scheduler, num_steps, strength):
 
 
 def step_kwargs(scheduler, generator):
-    """{"generator": generator} for samplers that draw noise in `step` (DDPM, Euler a), else {}."""
+    """{"generator": generator} for samplers that draw noise in `step` (DDPM, Euler a), else {}.
+    Used by generate; the loop is taught in notebooks/00, section 2."""
     return {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
 
 def finish(sd, x_t, output, single):
-    """Final latents -> what was asked for: latents, an image tensor (B, 3, H, W), or PIL."""
+    """Final latents -> what was asked for: latents, an image tensor (B, 3, H, W), or PIL.
+    A stage of generate; taught in notebooks/00, section 2."""
     if output == "latents":
         return x_t
     images = vae.decode(sd, x_t)  # (B, 3, H, W) in [0, 1]
@@ -154,7 +162,8 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
                         width, scheduler, init_image, strength, callback, loss_fn, loss_scale,
                         loss_every, output, text_emb, uncond_emb):
     """Check every argument of `generate`; return the normalised ones (prompts, negatives,
-    height, width, a fresh scheduler). Raises SDLibError naming the argument and what is allowed."""
+    height, width, a fresh scheduler). Raises SDLibError naming the argument and what is allowed.
+    Used by generate; the loop is taught in notebooks/00."""
     check_sd(sd)
     for name, emb in (("text_emb", text_emb), ("uncond_emb", uncond_emb)):
         if emb is not None:

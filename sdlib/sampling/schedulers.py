@@ -17,7 +17,8 @@ SCHEDULERS = {"lms": "LMSDiscreteScheduler", "ddim": "DDIMScheduler", "pndm": "P
 
 def make_scheduler(name, like):
     """A diffusers scheduler by short name ("ddim", "euler", ...) or class name, built from
-    `like`'s config (the model's own schedule)."""
+    `like`'s config (the model's own schedule).
+    Taught in notebooks/02, sections 1 to 9 (and used in notebooks/00, section 2)."""
     import diffusers
 
     if not isinstance(name, str):
@@ -36,6 +37,7 @@ def sampler_schedule(scheduler, num_steps):
 
     sigmas[i] is the noise level of the latents fed to the UNet at timesteps[i] (in the VE view),
     the same for every kind of scheduler, so samplers can be compared on one axis.
+    Taught in notebooks/02, section 2.
     """
     sch = copy.deepcopy(scheduler)
     sch.set_timesteps(check_int("num_steps", num_steps, lo=1, hi=num_train_timesteps(scheduler)))
@@ -44,7 +46,8 @@ def sampler_schedule(scheduler, num_steps):
 
 def img2img_skip(num_steps, strength):
     """(steps skipped, steps run) for img2img at `strength`, exactly as diffusers counts them:
-    int(num_steps * strength) steps run, the first ones (the noisiest) are skipped."""
+    int(num_steps * strength) steps run, the first ones (the noisiest) are skipped.
+    Taught in notebooks/02, sections 8 and 9."""
     num_steps = check_int("num_steps", num_steps, lo=1)
     strength = check_number("strength", strength, lo=0, hi=1)
     n_run = min(int(num_steps * strength), num_steps)
@@ -57,6 +60,7 @@ def img2img_first_step(scheduler, num_steps, strength):
     strength 1.0 starts at the very first (noisiest) step; smaller strengths skip
     num_steps - int(num_steps * strength) steps and start from a less noisy latent.
     Returns t=None and sigma=0.0 when no step is left to run (strength too small).
+    Taught in notebooks/02, section 9.
     """
     t_start, n_run = img2img_skip(num_steps, strength)
     if n_run == 0:
@@ -68,5 +72,6 @@ def img2img_first_step(scheduler, num_steps, strength):
 
 def first_index(scheduler, t_start):
     """Where in `scheduler.timesteps` the step numbered t_start begins: second-order samplers
-    (Heun) list each step twice, so it is t_start * order, as the pipelines' `get_timesteps` count."""
+    (Heun) list each step twice, so it is t_start * order, as the pipelines' `get_timesteps` count.
+    Used by img2img's start; img2img is taught in notebooks/02, section 8."""
     return t_start * scheduler.order

@@ -38,6 +38,7 @@ class CachedUNet(torch.nn.Module):
     t is not below the last one (or whose batch shape differs) starts again with a full step.
     (PNDM visits its second timestep twice: there the cache starts again, one full call more.)
     `full_steps` and `shallow_steps` count the calls of each kind since the wrapper was made.
+    Taught in notebooks/08, section 3.
     """
 
     def __init__(self, unet, interval=2, branch=1):
@@ -173,7 +174,8 @@ def up_block_inputs(sd, prompt, num_steps=20, seed=0, **generate_kw):
 
 def step_similarity(features):
     """Cosine similarity of each step's features with the previous step's, per sample, averaged:
-    (num_steps, 2B, ...) -> (num_steps - 1,). 1 means the step changed nothing (DeepCache fig. 2)."""
+    (num_steps, 2B, ...) -> (num_steps - 1,). 1 means the step changed nothing (DeepCache fig. 2).
+    Taught in notebooks/08, section 2."""
     f = features.flatten(2)  # (S, 2B, C*h*w)
     return torch.nn.functional.cosine_similarity(f[1:], f[:-1], dim=-1).mean(-1)  # (S - 1,)
 
@@ -181,7 +183,8 @@ def step_similarity(features):
 def shallow_share(flops, branch=1):
     """The share of a UNet call's operations on the shallow path (`flop_parts` counts): what a
     cached step still costs. DeepCache keeps conv_in, the first `branch` down blocks, the last
-    `branch` up blocks and conv_out (and the time embedding)."""
+    `branch` up blocks and conv_out (and the time embedding).
+    Taught in notebooks/08, sections 3 and 4."""
     ups = [k for k in flops if k.startswith("up_blocks.")]  # in the UNet's order (`unet_parts`)
     downs = [k for k in flops if k.startswith("down_blocks.")]
     kept = ["time_embedding", "conv_in", *downs[:branch], *ups[-branch:], "conv_out"]
@@ -192,5 +195,5 @@ def predicted_speedup(share, interval):
     """Amdahl's law for uniform caching: one full call (cost 1) and interval - 1 shallow ones
     (cost `share` each) per `interval` steps, against `interval` full calls:
     speed-up = interval / (1 + (interval - 1) * share). The UNet only: the VAE and text encoder
-    cost the same either way."""
+    cost the same either way. Taught in notebooks/08, sections 3 and 4."""
     return interval / (1 + (interval - 1) * share)

@@ -11,7 +11,8 @@ from .sampler import generate
 
 def sweep(sd, prompt, name, values, seed=0, **generate_kwargs):
     """One picture per value of one `generate` setting (e.g. "guidance_scale", "loss_scale",
-    "negative_prompt", or "seed" itself), all from the same seed: a list of PIL images."""
+    "negative_prompt", or "seed" itself), all from the same seed: a list of PIL images.
+    Taught in notebooks/05, section 4."""
     settings = [p for p in inspect.signature(generate).parameters if p not in ("sd", "prompt")]
     if name not in settings:
         raise SDLibError(f"name must be a setting of sdlib.generate ({', '.join(settings)}), "
@@ -25,5 +26,6 @@ def sweep(sd, prompt, name, values, seed=0, **generate_kwargs):
 
 
 def cfg_sweep(sd, prompt, scales=(0, 1, 2, 4, 7.5, 12), **generate_kwargs):
-    """The same seed at several classifier-free guidance scales (0: uncond only, 1: text only)."""
+    """The same seed at several classifier-free guidance scales (0: uncond only, 1: text only).
+    Taught in notebooks/05, section 2."""
     return sweep(sd, prompt, "guidance_scale", scales, **generate_kwargs)

@@ -75,7 +75,8 @@ def twin_configs(name, narrow=10, vae_narrow=4, sample_size=None, text_layers=No
     the VAE's / vae_narrow (128 -> 32), and optionally, for quick runs, a smaller sample_size (the
     latent side) and fewer text_layers (the text encoder keeps its width, heads and vocabulary,
     so every shape stays real SD's; the depth is only how often the same layer repeats).
-    Returns a dict."""
+    Returns a dict.
+    Used by the tests of the real-SD path; a twin's config is read in notebooks/06, section 8."""
     if name not in TWINS:
         from ..errors import SDLibError
 
@@ -95,7 +96,8 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
     model_index.json (with its safety checker and feature extractor entries), scheduler,
     tokenizer, text_encoder, unet, vae, feature_extractor and a stand-in safety_checker.
     fp16_variants: also write `*.fp16.safetensors` beside the weights, as the hub folders have.
-    text_layers: a shallower text encoder (see `twin_configs`), for the notebook runs in CI."""
+    text_layers: a shallower text encoder (see `twin_configs`), for the notebook runs in CI.
+    Used by the tests of the real-SD path; a twin's config is read in notebooks/06, section 8."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -150,7 +152,8 @@ def _write_hub_extras(folder, cfg):
 def place_in_hf_cache(folder, hub_id, cache_dir, revision="0" * 40):
     """Copy a model folder into a Hugging Face hub cache as `hub_id` would be downloaded there:
     <cache>/models--org--name/snapshots/<revision>/... and refs/main. With HF_HUB_OFFLINE=1 and
-    HF_HOME (or HF_HUB_CACHE) pointing there, `from_pretrained(hub_id)` loads it: Colab's path."""
+    HF_HOME (or HF_HUB_CACHE) pointing there, `from_pretrained(hub_id)` loads it: Colab's path.
+    Used by the tests of the real-SD path; a twin's config is read in notebooks/06, section 8."""
     repo = Path(cache_dir) / ("models--" + hub_id.replace("/", "--"))
     snapshot = repo / "snapshots" / revision
     if snapshot.exists():

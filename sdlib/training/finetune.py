@@ -77,12 +77,14 @@ def _peft():
 
 
 def has_lora(sd):
-    """True when sd's UNet carries LoRA adapters (from `add_lora` or `load_lora`)."""
+    """True when sd's UNet carries LoRA adapters (from `add_lora` or `load_lora`).
+    Taught in notebooks/07, section 3."""
     return bool(getattr(check_sd(sd).unet, "peft_config", None))
 
 
 def lora_params(sd):
-    """The trainable parameters of sd's UNet: the LoRA matrices A and B, nothing else."""
+    """The trainable parameters of sd's UNet: the LoRA matrices A and B, nothing else.
+    Taught in notebooks/07, section 3."""
     return [p for p in check_sd(sd).unet.parameters() if p.requires_grad]
 
 

@@ -26,7 +26,8 @@ def loss(denoiser, scheduler, x0, text_emb, t, noise):
     """The loss at chosen (t, noise), for a denoiser and its scheduler alone (no bundle, no checks:
     the trainers call it on their own models):
     x0 (B, 4, h, w) latents, text_emb (B, 77, D), t (B,) training timesteps, noise like x0.
-    Mean squared error over every element, in fp32: a scalar with gradients."""
+    Mean squared error over every element, in fp32: a scalar with gradients.
+    Used by denoising_loss; taught in notebooks/07, section 2 and notebooks/03, section 6."""
     x_t = processes.add_noise(scheduler, x0, noise, t)  # (B, 4, h, w): the forward process
     output = denoiser(x_t, t.to(x0.device), encoder_hidden_states=text_emb).sample  # (B, 4, h, w)
     target = processes.training_target(scheduler, x0, noise, t)  # (B, 4, h, w)

@@ -13,7 +13,39 @@ import math
 import numbers
 from pathlib import Path
 
+import torch
+
 from .errors import SDLibError
+
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes an unsigned 64-bit seed
+
+
+def shape_or_type(x):
+    """What was given, for an error message: a tensor's shape (1, 77, 64), else its type's name.
+    Used by every helper's argument checks; such an error is shown in notebooks/01, section 2."""
+    return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def describe(x):
+    """What was given, with the dtype: '(1, 77, 65) float32' for a tensor, else its type's name.
+    Used by every helper's argument checks; such an error is shown in notebooks/01, section 2."""
+    if isinstance(x, torch.Tensor):
+        return f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}"
+    return type(x).__name__
+
+
+def check_seed(seed, name="seed"):
+    """A seed for torch.Generator.manual_seed: a whole number from 0 to MAX_SEED (2**64 - 1).
+    Used by every helper that takes a seed; seeds are taught in notebooks/00, section 2."""
+    return check_int(name, seed, lo=0, hi=MAX_SEED)
+
+
+def check_one_prompt(name, prompt):
+    """One prompt (a string), else SDLibError: for helpers that take exactly one.
+    Used by the helpers that take one prompt; prompts are taught in notebooks/03, section 1."""
+    if not isinstance(prompt, str):
+        raise SDLibError(f"{name} must be one prompt (a string), got {type(prompt).__name__}.")
+    return prompt
 
 
 def _show(value):

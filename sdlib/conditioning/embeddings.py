@@ -19,7 +19,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..models import vae
-from ..checks import check_callable, check_int, check_number, check_prompts, check_safetensors_file
+from ..checks import (check_callable, check_int, check_number, check_one_prompt, check_prompts,
+                      check_safetensors_file, check_seed, shape_or_type)
 from ..errors import SDLibError
 from ..models.load import check_sd
 from ..sampling.sampler import generate
@@ -28,7 +29,6 @@ from .text import (SIMILARITY_DIGITS, check_tokenizer, check_width, encode_embed
                    encode_text, nearest_tokens, position_embeddings, tokenize)
 from ..models.unet import check_text_emb
 
-MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes an unsigned 64-bit seed
 LR_FRACTION = 0.25  # default_lr: this fraction of the token table's spread
 LR_DIGITS = 6  # default_lr is rounded, so it prints (and is saved in metadata) short
 SUFFIX = ".safetensors"  # the only embedding file format read and written
@@ -36,21 +36,6 @@ SUFFIX = ".safetensors"  # the only embedding file format read and written
 
 def _table(sd):
     return sd.text_encoder.get_input_embeddings().weight  # (V, D)
-
-
-def _check_seed(seed):
-    """A seed for torch.Generator.manual_seed: a whole number 0..MAX_SEED."""
-    seed = check_int("seed", seed, lo=0)
-    if seed > MAX_SEED:
-        raise SDLibError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed}.")
-    return seed
-
-
-def _check_prompt(name, prompt):
-    """One prompt (a string), else SDLibError: these helpers make one prompt per weight."""
-    if not isinstance(prompt, str):
-        raise SDLibError(f"{name} must be one prompt (a string), got {type(prompt).__name__}.")
-    return prompt
 
 
 def word_id(tokenizer, word, *, name="word"):
@@ -124,7 +109,7 @@ def replace_word(sd, prompt, word, other):
     """text_emb (1, 77, D): `word`'s token vector replaced by `other`'s (word or (D,) vector).
     Taught in notebooks/03, sections 5 and 7."""
     check_sd(sd)
-    _check_prompt("prompt", prompt)
+    check_one_prompt("prompt", prompt)
     word_id(sd.tokenizer, word)
     if isinstance(other, str):
         vec = word_vector(sd, other, name="other")
@@ -140,7 +125,7 @@ def mix_words(sd, prompt, word, other, weight):
     """text_emb (B, 77, D): `word` in `prompt` replaced by (1 - w) * word + w * other,
     one batch item per weight (a number or a list). w=0 is the prompt, w=1 says `other`.
     Taught in notebooks/03, section 5."""
-    _check_prompt("prompt", prompt)
+    check_one_prompt("prompt", prompt)
     a, b = word_vector(sd, word), word_vector(sd, other, name="other")  # (D,)
     w = _weights(weight, a)[:, None]  # (B, 1)
     vec = (1 - w) * a + w * b  # (B, D)
@@ -151,8 +136,8 @@ def mix_prompts(sd, prompt_a, prompt_b, weight):
     """text_emb (B, 77, D) = (1 - w) * enc(prompt_a) + w * enc(prompt_b), one item per weight.
     Mixed after the encoder: every position of both prompts blends, not just one word.
     Taught in notebooks/03, section 5."""
-    _check_prompt("prompt_a", prompt_a)
-    _check_prompt("prompt_b", prompt_b)
+    check_one_prompt("prompt_a", prompt_a)
+    check_one_prompt("prompt_b", prompt_b)
     emb = encode_text(sd, [prompt_a, prompt_b])  # (2, 77, D)
     w = _weights(weight, emb)[:, None, None]  # (B, 1, 1)
     return (1 - w) * emb[0] + w * emb[1]  # (B, 77, D)
@@ -169,7 +154,7 @@ def generate_from_embeddings(sd, text_emb, uncond_emb=None, seed=0, **kw):
     if uncond_emb is not None and len(check_width("uncond_emb", uncond_emb, sd.text_encoder)) != 1:
         raise SDLibError(f"uncond_emb must be None or one row (1, 77, D) shared by every image, "
                          f"got {len(uncond_emb)} rows.")
-    _check_seed(seed)
+    check_seed(seed)
     return [generate(sd, "", text_emb=e[None], uncond_emb=uncond_emb, seed=seed, **kw)
             for e in text_emb]
 
@@ -238,7 +223,7 @@ def save_embedding(path, token, vector, **metadata):
                          f"got {token!r}.")
     if not (isinstance(vector, torch.Tensor) and vector.is_floating_point()
             and (vector.ndim == 1 or (vector.ndim == 2 and len(vector) == 1))):
-        got = tuple(vector.shape) if isinstance(vector, torch.Tensor) else type(vector).__name__
+        got = shape_or_type(vector)
         raise SDLibError(f"vector must be one float vector of shape (D,) or (1, D), got {got}.")
     vector = vector.detach().float().cpu().reshape(-1).contiguous()  # (D,)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -328,7 +313,7 @@ def learn_embedding(sd, images, captions, init_word, steps=40, lr=None, batch_si
     steps = check_int("steps", steps, lo=1)
     lr = default_lr(sd) if lr is None else check_number("lr", lr, lo=0, lo_open=True)
     batch_size = check_int("batch_size", batch_size, lo=1)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if callback is not None:
         check_callable("callback", callback, "(step, loss)")
     x0, templates = _check_captions(sd, images, captions, init_word, "init_word")  # (N, 4, h, w)
@@ -363,7 +348,7 @@ def eval_loss(sd, images, captions, word, vector=None, n=32, seed=1234, batch_si
     if vector is not None:
         check_width("vector", vector, sd.text_encoder, ndims=(1,))
     n = check_int("n", n, lo=1)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     batch_size = check_int("batch_size", batch_size, lo=1)
     x0, templates = _check_captions(sd, images, captions, word, "word")
     idx, t, noise = _noise_batch(sd, x0, n, torch.Generator("cpu").manual_seed(seed))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..checks import check_int, check_prompts
+from ..checks import check_int, check_prompts, describe
 from ..models.device import as_device, pick_dtype
 from ..errors import PromptTruncatedWarning, SDLibError
 from ..models.load import check_sd
@@ -91,7 +91,7 @@ def check_width(name, x, text_encoder, ndims=(3,)):
     shapes = {1: f"({width},)", 2: f"(B, {width})", 3: f"(B, {n}, {width})"}
     raise SDLibError(f"{name} must be a float tensor of shape "
                      f"{' or '.join(shapes[d] for d in ndims)} ({width} = this text encoder's "
-                     f"width), got {_describe(x)}.")
+                     f"width), got {describe(x)}.")
 
 
 def check_ids(name, ids, text_encoder, length=None):
@@ -104,19 +104,12 @@ def check_ids(name, ids, text_encoder, length=None):
     if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.is_floating_point() \
             or ids.dtype == torch.bool or (length is not None and ids.shape[1] != length):
         raise SDLibError(f"{name} must be an integer tensor of shape {shape} of token ids "
-                         f"(sdlib.tokenize(...).ids), got {_describe(ids)}.")
+                         f"(sdlib.tokenize(...).ids), got {describe(ids)}.")
     n = vocab_size(text_encoder)
     if ids.numel() and (ids.min() < 0 or ids.max() >= n):
         raise SDLibError(f"{name} must hold token ids in 0..{n - 1} for this text encoder, got "
                          f"ids from {int(ids.min())} to {int(ids.max())}.")
     return ids
-
-
-def _describe(x):
-    """What was given, for an error message: '(1, 77, 65) float32' for a tensor, else its type."""
-    if isinstance(x, torch.Tensor):
-        return f"{tuple(x.shape)} {str(x.dtype).removeprefix('torch.')}"
-    return type(x).__name__
 
 
 # ---------------------------------------------------------------- prompt -> ids

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from . import plot
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, shape_or_type
 from ..errors import SDLibError
 from ..images import load_image
 from ..models.vae import decode, edit_channel, encode
@@ -76,7 +76,7 @@ def channel_view(sd, latents, channel, scale=1.0, shift=0.0, original=None, titl
     check_sd(sd)
     n_channels = sd.vae.config.latent_channels
     if not isinstance(latents, torch.Tensor) or latents.ndim != 4 or latents.shape[:2] != (1, n_channels):
-        got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        got = shape_or_type(latents)
         raise SDLibError(f"latents must be one latent tensor (1, {n_channels}, h, w) from sdlib.encode, "
                          f"got {got}.")
     channel = check_int("channel", channel, lo=0, hi=n_channels - 1)

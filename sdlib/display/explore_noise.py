@@ -14,14 +14,14 @@ import numpy as np
 import torch
 
 from . import plot
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, check_seed
 from ..errors import SDLibError
 from ..images import load_image
 from ..models.vae import decode, encode
 from ..models.load import check_sd
 from ..processes import is_vp
 from ..processes.vp import add_noise_vp, alpha_bar_from_sigma, alpha_bars, sigmas_from_alpha_bars, unit_scale
-from ..sampling.schedulers import img2img_skip, sampler_schedule
+from ..sampling.schedulers import first_index, img2img_skip, sampler_schedule
 
 
 def _check_scheduler(name, scheduler):
@@ -44,7 +44,7 @@ def _check_img2img(sd, prompt, num_steps, scheduler, seed, guidance_scale):
         raise SDLibError(f"prompt must be a string, got {prompt!r:.60}.")
     scheduler = copy.deepcopy(_check_scheduler("scheduler", scheduler or sd.scheduler))
     check_int("num_steps", num_steps, lo=1, hi=scheduler.config.num_train_timesteps)
-    check_int("seed", seed, lo=0)
+    check_seed(seed)
     check_number("guidance_scale", guidance_scale)
     return scheduler
 
@@ -118,10 +118,8 @@ def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=Non
 
     scheduler = _check_img2img(sd, prompt, num_steps, scheduler, seed, guidance_scale)
     timesteps, sigmas = sampler_schedule(scheduler, num_steps)  # (N',), (N',)
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step < len(timesteps):
-        raise SDLibError(f"step must be in 0..{len(timesteps) - 1} for {num_steps} steps, got {step!r}.")
-    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 < strength <= 1:
-        raise SDLibError(f"strength must be in (0, 1], got {strength!r}.")
+    check_int("step", step, lo=0, hi=len(timesteps) - 1)  # one per sampler step
+    check_number("strength", strength, lo=0, hi=1, lo_open=True)
     if not isinstance(run, bool):
         raise SDLibError(f"run must be True or False, got {run!r}.")
     if cache is not None and not isinstance(cache, dict):
@@ -132,7 +130,7 @@ def strength_view(sd, image, prompt, strength, step, num_steps=25, scheduler=Non
     sigma_step = float(sigmas[step])
     x_step = add_noise_vp(x0, noise, alpha_bar_from_sigma(sigma_step))  # (1, 4, h, w)
     t_start, n_run = img2img_skip(num_steps, strength)
-    first = t_start * scheduler.order
+    first = first_index(scheduler, t_start)
     info = dict(t_start=t_start, n_run=n_run, step_t=float(timesteps[step]), step_sigma=sigma_step,
                 t=float(timesteps[first]) if n_run else None, sigma=float(sigmas[first]) if n_run else 0.0,
                 result=None)

@@ -16,7 +16,7 @@ from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
 from PIL import Image
 
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, shape_or_type
 from ..errors import SDLibError
 from ..images import to_array
 
@@ -112,7 +112,7 @@ def show_latents(latents, title=None, cell=CELL):
     Taught in notebooks/01, section 3."""
     if not isinstance(latents, torch.Tensor) or latents.ndim not in (3, 4) \
             or (latents.ndim == 4 and len(latents) != 1):
-        got = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+        got = shape_or_type(latents)
         hint = "; for a batch pick one, e.g. latents[0]" if getattr(latents, "ndim", 0) == 4 else ""
         raise SDLibError(f"latents must be one latent tensor (C, h, w) or (1, C, h, w), got {got}{hint}.")
     z = latents.detach().cpu().float()

@@ -77,10 +77,10 @@ class SD:
     dtype: torch.dtype
     name: str
     notice: str = ""  # what a learner must not miss about this load (a fallback), shown by ready_line
-    transformer: torch.nn.Module = None  # the denoiser of SD3-like models (notebooks/11)
+    transformer: torch.nn.Module = None  # the denoiser of SD3-like models
     text_encoder_2: torch.nn.Module = None  # a second text encoder and its tokenizer (SDXL, SD3)
     tokenizer_2: object = None
-    controlnet: torch.nn.Module = None  # extra conditioning beside the denoiser (notebooks/09)
+    controlnet: torch.nn.Module = None  # extra conditioning beside the denoiser
 
     @property
     def denoiser(self):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import SDLibError
-from ..checks import check_int, check_prompts
+from ..checks import check_int, check_prompts, shape_or_type
 from .load import check_sd, n_params
 from ..processes.vp import add_noise_vp, alpha_bars, noise_from_output, prediction_type, x0_from_output
 from ..conditioning.text import check_width
@@ -155,7 +155,7 @@ class AttentionStore:
             raise SDLibError(f"name must be the layer's name (a string), got {type(name).__name__}.")
         heads = check_int("heads", heads, lo=1)
         if not isinstance(probs, torch.Tensor) or probs.ndim != 3 or len(probs) % heads:
-            got = tuple(probs.shape) if isinstance(probs, torch.Tensor) else type(probs).__name__
+            got = shape_or_type(probs)
             raise SDLibError(f"probs must be a tensor (batch * heads, h*w, tokens) with "
                              f"heads = {heads}, got {got}.")
         probs = probs.detach().float()

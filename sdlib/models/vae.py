@@ -7,7 +7,7 @@ brings them to roughly unit variance, the scale the UNet was trained on.
 """
 import torch
 
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, shape_or_type
 from ..errors import SDLibError
 from ..images import check_unit_range, from_vae_range, to_tensor, to_vae_range
 from .load import check_sd
@@ -100,7 +100,7 @@ def _check_pair(z_a, z_b, alpha):
     """Two latents of one shape and a blend weight (any number: outside [0, 1] extrapolates)."""
     for name, z in (("z_a", z_a), ("z_b", z_b)):
         if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.ndim < 2:
-            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            got = shape_or_type(z)
             raise SDLibError(f"{name} must be a float tensor (B, C, h, w) of latents, got {got}.")
     if z_a.shape != z_b.shape:
         raise SDLibError(f"cannot blend latents of shapes {tuple(z_a.shape)} and {tuple(z_b.shape)}; "

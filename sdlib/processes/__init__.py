@@ -9,7 +9,7 @@ with the model's scheduler and nothing else reads a scheduler's tables; each fun
   predicting the noise (eps), v, or x0 (`scheduler.config.prediction_type`); the VE view of the
   same process is how LMS and Euler hold their latents.
 - "flow" (`sdlib.processes.flow`): flow matching / rectified flow, SD3 and Flux: a straight line
-  from x0 to the noise and a model that predicts the velocity (notebooks/10).
+  from x0 to the noise and a model that predicts the velocity (no notebook teaches it yet).
 
     kind(scheduler)                               "vp" or "flow"
     add_noise(scheduler, x0, noise, t)            x_t at the model's training timesteps t (B,)
@@ -20,7 +20,7 @@ with the model's scheduler and nothing else reads a scheduler's tables; each fun
     sampler_sigma(scheduler, t)                   the noise level of the sampler's latents at t
     noise_variance(scheduler, t)                  Var of the noise in them (loss guidance)
 
-Taught in notebooks/02 (VP vs VE), 07 (the training target) and 10 (flow matching).
+Taught in notebooks/02 (VP vs VE) and 07 (the training target).
 """
 import numbers
 

@@ -11,7 +11,7 @@ Symbols: sigma in [0, 1] the noise fraction (diffusers' FlowMatchEulerDiscreteSc
     x0  = x_t - sigma v,   noise = x_t + (1 - sigma) v
 
 The formulas are here so that the process interface (`sdlib.processes`) knows where flow models
-go; the flow-matching notebook (notebooks/10) teaches them and trains a model with them.
+go; no notebook teaches them yet, and no model here is trained with them yet.
 """
 import torch
 

@@ -17,7 +17,7 @@ Taught in notebooks/05_guidance (and CFG first in notebooks/00).
 import torch
 
 from .. import processes
-from ..checks import check_number
+from ..checks import check_number, shape_or_type
 from ..errors import SDLibError
 from ..images import to_tensor
 from ..models import vae
@@ -68,7 +68,7 @@ def loss_guidance(sd, scheduler, x_t, output, t, loss_fn, loss_scale):
     loss = loss_fn(image)  # (B, 3, H, W) in [0, 1] -> a scalar
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         raise SDLibError(f"loss_fn must return one number (a scalar tensor), got "
-                         f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}.")
+                         f"{shape_or_type(loss)}.")
     grad = torch.autograd.grad(loss.sum() * loss_scale, x_t)[0]  # d loss / d x_t
     return loss_guidance_step(scheduler, x_t.detach(), grad, t)
 
@@ -90,7 +90,7 @@ def loss_guidance_step(scheduler, x_t, grad, t):
 # ---------------------------------------------------------------- guidance losses
 def _check(images):
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
-        got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        got = shape_or_type(images)
         raise SDLibError(f"images: a guidance loss takes a tensor (B, 3, H, W) in [0, 1], got {got}.")
     return images
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..models import vae
-from ..checks import check_callable
+from ..checks import check_callable, shape_or_type
 from ..errors import SDLibError
 from ..images import load_image
 from ..models.load import check_sd
@@ -155,7 +155,7 @@ def blend(x_t, x0_known, noise, latent_mask, scheduler, t_next):
 def _check_latent_mask(m, x_t):
     if not isinstance(m, torch.Tensor) or m.ndim != 4 or m.shape[1] != 1 \
             or m.shape[0] not in (1, len(x_t)) or m.shape[-2:] != x_t.shape[-2:]:
-        got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
+        got = shape_or_type(m)
         raise SDLibError(f"latent_mask must be a tensor (1 or {len(x_t)}, 1, {x_t.shape[-2]}, "
                          f"{x_t.shape[-1]}) like the latents (make it with sdlib.inpaint."
                          f"latent_mask(sd, mask)), got {got}.")

@@ -20,7 +20,7 @@ import os
 import torch
 
 from ..models import vae
-from ..checks import check_callable, check_choice, check_int, check_number, check_prompts
+from ..checks import check_callable, check_choice, check_int, check_number, check_prompts, check_seed
 from ..errors import SDLibError
 from ..images import load_image, to_pil
 from ..models.load import check_sd
@@ -187,7 +187,7 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
                          f"{text_emb.shape[1]} and {uncond_emb.shape[1]}.")
     check_int("num_steps", num_steps, lo=1, hi=num_train_timesteps(sd.scheduler))
     check_number("guidance_scale", guidance_scale)
-    check_int("seed", seed, lo=0, hi=2**63 - 1)
+    check_seed(seed)
     size = {}
     for name, value in (("height", height), ("width", width)):
         value = sd.image_size if value is None else check_int(name, value, lo=sd.vae_scale)

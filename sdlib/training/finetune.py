@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file
 
 from ..models import vae
-from ..checks import check_callable, check_int, check_number, check_safetensors_file
-from ..conditioning.embeddings import MAX_SEED, learn_embedding, save_embedding
+from ..checks import check_callable, check_int, check_number, check_one_prompt, check_safetensors_file, check_seed
+from ..conditioning.embeddings import learn_embedding, save_embedding
 from ..errors import SDLibError
 from ..models.load import check_sd
 from ..sampling.sampler import generate
@@ -104,7 +104,7 @@ def add_lora(sd, rank=4, alpha=None, *, seed=0):
     check_sd(sd)
     rank = check_int("rank", rank, lo=1)
     alpha = rank if alpha is None else check_number("alpha", alpha, lo=0, lo_open=True)
-    seed = check_int("seed", seed, lo=0, hi=MAX_SEED)
+    seed = check_seed(seed)
     config = _peft().LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
                                 target_modules=LORA_TARGETS)
     remove_lora(sd)
@@ -143,16 +143,10 @@ def class_images_for(sd, class_prompt, n, seed=0, **generate_kw):
     DreamBooth's prior preservation: one `sdlib.generate` call with one seed. generate_kw (e.g.
     num_steps=) goes to generate. Returns a list of PIL images. Taught in notebooks/07."""
     check_sd(sd)
-    _check_one_prompt("class_prompt", class_prompt)
+    check_one_prompt("class_prompt", class_prompt)
     n = check_int("n", n, lo=1)
     with without_lora(sd):
         return generate(sd, [class_prompt] * n, seed=seed, **generate_kw)
-
-
-def _check_one_prompt(name, prompt):
-    if not isinstance(prompt, str):
-        raise SDLibError(f"{name} must be one prompt (a string), got {type(prompt).__name__}.")
-    return prompt
 
 
 def _latents(sd, name, images):
@@ -190,11 +184,11 @@ def train_dreambooth_lora(sd, images, prompt, steps, class_images=None, class_pr
     if not has_lora(sd):
         raise SDLibError("sd's UNet has no LoRA adapters to train: call "
                          "sdlib.finetune.add_lora(sd) first.")
-    _check_one_prompt("prompt", prompt)
+    check_one_prompt("prompt", prompt)
     steps = check_int("steps", steps, lo=1)
     lr = check_number("lr", lr, lo=0, lo_open=True)
     batch_size = check_int("batch_size", batch_size, lo=1)
-    seed = check_int("seed", seed, lo=0, hi=MAX_SEED)
+    seed = check_seed(seed)
     prior_weight = _check_prior(class_images, class_prompt, prior_weight)
     if callback is not None:
         check_callable("callback", callback, "(step, loss)")
@@ -202,7 +196,7 @@ def train_dreambooth_lora(sd, images, prompt, steps, class_images=None, class_pr
     text_emb = encode_text(sd, prompt)  # (1, 77, D)
     if class_images is not None:
         x0_prior = _latents(sd, "class_images", class_images)  # (M, 4, h, w)
-        prior_emb = encode_text(sd, _check_one_prompt("class_prompt", class_prompt))  # (1, 77, D)
+        prior_emb = encode_text(sd, check_one_prompt("class_prompt", class_prompt))  # (1, 77, D)
     params = lora_params(sd)
     opt = torch.optim.AdamW(params, lr=lr)
     g = torch.Generator("cpu").manual_seed(seed)

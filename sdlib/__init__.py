@@ -6,11 +6,11 @@
 
 The folders follow the pipeline (the README's module map lists every module):
 
-    models/        the bundle and its parts: loading, the VAE, the UNet's insides, devices
-    conditioning/  text: tokens, the text encoder, editing and learning embeddings
+    models/        the bundle and its parts: loading, the VAE, the text encoder, the UNet's insides
+    conditioning/  what steers the denoiser besides the noise: editing and adding word embeddings
     processes/     the forward processes (DDPM/VP, flow matching): noise, targets, x0
     sampling/      the loop, its schedulers, guidance, inpainting, step caching
-    training/      the training objective and fine-tuning (textual inversion, DreamBooth-LoRA)
+    training/      the training objective, textual inversion, DreamBooth-LoRA
     display/       pictures, plots, animations and the interactive explorers
     measure/       metrics and speed
     testing/       twins: real checkpoints' shapes, randomly initialised, for tests without a hub
@@ -20,12 +20,12 @@ The module names from before this layout (`sdlib.schedule`, `sdlib.sampler`, ...
 (`sdlib._old_names`).
 """
 from . import images, processes
-from .conditioning import embeddings, text  # noqa: F401
+from .conditioning import embeddings  # noqa: F401
 from .display import animate, explore_embeddings, explore_guidance, explore_latents, explore_noise, plot  # noqa: F401
 from .measure import metrics, speed  # noqa: F401
-from .models import device, load, unet, vae  # noqa: F401
+from .models import device, load, text, unet, vae  # noqa: F401
 from .sampling import guidance, inpaint, sampler, schedulers, step_cache, sweeps  # noqa: F401
-from .training import finetune, objective  # noqa: F401
+from .training import finetune, objective, textual_inversion  # noqa: F401
 from . import builtin  # noqa: F401  (its submodules load on first use)
 from . import _old_names
 from .errors import PromptTruncatedWarning, SDLibError
@@ -36,7 +36,7 @@ from .models.vae import decode, encode
 from .display.plot import plot_bars, plot_curves, save_fig, show_images, show_latents
 from .sampling.sampler import generate
 from .sampling.schedulers import make_scheduler
-from .conditioning.text import encode_text, tokenize
+from .models.text import encode_text, tokenize
 
 _old_names.install()
 

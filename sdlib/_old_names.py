@@ -14,7 +14,7 @@ import types
 MOVED = {  # old name -> new home
     "sdlib.device": "sdlib.models.device", "sdlib.load": "sdlib.models.load",
     "sdlib.latents": "sdlib.models.vae", "sdlib.unet_tools": "sdlib.models.unet",
-    "sdlib.text": "sdlib.conditioning.text", "sdlib.sampler": "sdlib.sampling.sampler",
+    "sdlib.text": "sdlib.models.text", "sdlib.sampler": "sdlib.sampling.sampler",
     "sdlib.inpaint": "sdlib.sampling.inpaint", "sdlib.step_cache": "sdlib.sampling.step_cache",
     "sdlib.finetune": "sdlib.training.finetune", "sdlib.plot": "sdlib.display.plot",
     "sdlib.animate": "sdlib.display.animate", "sdlib.explore_embeddings": "sdlib.display.explore_embeddings",
@@ -29,7 +29,8 @@ SPLIT = {  # old name -> (home, names taken from it: "*" for every public one), 
                        ("sdlib.processes", ("predict_x0", "predict_noise", "sampler_sigma", "train_sigma")),
                        ("sdlib.sampling.guidance", ("loss_guidance_step",))),
     "sdlib.guidance": (("sdlib.sampling.guidance", "*"), ("sdlib.sampling.sweeps", "*")),
-    "sdlib.embeddings": (("sdlib.conditioning.embeddings", "*"),
+    "sdlib.embeddings": (("sdlib.conditioning.embeddings", "*"), ("sdlib.training.textual_inversion", "*"),
+                         ("sdlib.sampling.sampler", ("generate_from_embeddings",)),
                          ("sdlib.training.objective", ("denoising_loss", "draw_t_and_noise")),
                          ("sdlib.processes.vp", ("training_target",))),
 }

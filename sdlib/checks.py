@@ -37,7 +37,9 @@ def describe(x):
 def check_seed(seed, name="seed"):
     """A seed for torch.Generator.manual_seed: a whole number from 0 to MAX_SEED (2**64 - 1).
     Used by every helper that takes a seed; seeds are taught in notebooks/00, section 2."""
-    return check_int(name, seed, lo=0, hi=MAX_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise SDLibError(f"{name} must be a whole number from 0 to 2**64 - 1, got {_show(seed)}.")
+    return int(seed)
 
 
 def check_one_prompt(name, prompt):

@@ -265,7 +265,7 @@ CASES = [
     ("explore_guidance.explorer", lambda sd, x: XG.explorer(sd, negative_prompt=None),
      "negative_prompt must be a string (the text box's start), got None."),
     ("explore_guidance.explorer", lambda sd, x: XG.explorer(sd, seed=1.5),
-     "seed must be a whole number >= 0, got 1.5."),
+     "seed must be a whole number from 0 to 2**64 - 1, got 1.5."),
     ("explore_guidance.explorer", lambda sd, x: XG.explorer(sd, num_steps=5000),
      "num_steps must be a whole number from 1 to 1000, got 5000."),
 
@@ -291,7 +291,7 @@ CASES = [
     ("explore_embeddings.explorer", lambda sd, x: XE.explorer(sd, words=["red", "bluegreenish"]),
      "word 'bluegreenish' is 3 CLIP tokens"),
     ("explore_embeddings.explorer", lambda sd, x: XE.explorer(sd, seed="0"),
-     "seed must be a whole number >= 0, got '0'."),
+     "seed must be a whole number from 0 to 2**64 - 1, got '0'."),
     ("explore_embeddings.explorer", lambda sd, x: XE.explorer(sd, num_steps=0),
      "num_steps must be a whole number from 1 to 1000, got 0."),
 
@@ -328,7 +328,7 @@ CASES = [
     ("strength_view", lambda sd, x: XN.strength_view(sd, x.img, "", 0.5, 0, num_steps=2, scheduler="euler"),
      f"scheduler {SCHEDULER}, got str."),
     ("strength_view", lambda sd, x: XN.strength_view(sd, x.img, "", 0.5, 0, num_steps=2, seed=-1),
-     "seed must be a whole number >= 0, got -1."),
+     "seed must be a whole number from 0 to 2**64 - 1, got -1."),
     ("strength_view", lambda sd, x: XN.strength_view(sd, x.img, "", 0.5, 0, num_steps=2, guidance_scale=None),
      "guidance_scale must be a number, got None."),
     ("strength_view", lambda sd, x: XN.strength_view(sd, x.img, "", 0.5, 0, num_steps=2, run="yes"),

@@ -77,3 +77,23 @@ def test_the_library_does_not_import_the_factory():
 
 def test_a_circle_is_found():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_readme_module_map_matches_the_tree():
+    """Every library module is in the README's module map (a row may name several with a `*`),
+    and every module the map names exists (or is an old name, `sdlib._old_names`)."""
+    import fnmatch
+    import re
+
+    readme = (ROOT.parent / "README.md").read_text()
+    section = readme[readme.index("## The library"):readme.index("### Where each formula lives")]
+    named = set(re.findall(r"`(sdlib(?:\.[\w*]+)+)`", section))
+    modules = {m for m in import_graph() if m != "sdlib" and not m.split(".")[-1].startswith("_")}
+    packages = {m for m in modules if any(o.startswith(m + ".") for o in modules)}  # their modules are named
+    library = {m for m in modules - packages if not m.startswith("sdlib.builtin")}
+    missing = sorted(m for m in library if not any(fnmatch.fnmatch(m, n) for n in named))
+    assert missing == []
+    from sdlib._old_names import MOVED, SPLIT
+
+    unknown = sorted(n for n in named if "*" not in n and n not in modules and n not in {**MOVED, **SPLIT})
+    assert unknown == []

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..checks import check_int
-from ..conditioning.embeddings import default_lr, learn_embedding, load_embedding, save_embedding
+from ..conditioning.embeddings import load_embedding, save_embedding
+from ..training.textual_inversion import default_lr, learn_embedding
 from ..errors import SDLibError
 from ..models.load import check_sd
 from ..measure.metrics import psnr

@@ -18,23 +18,18 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..models import vae
-from ..checks import (check_callable, check_int, check_number, check_one_prompt, check_prompts,
-                      check_safetensors_file, check_seed, shape_or_type)
+from ..checks import check_int, check_number, check_one_prompt, check_prompts, check_safetensors_file, shape_or_type
 from ..errors import SDLibError
 from ..models.load import check_sd
-from ..sampling.sampler import generate
-from ..training.objective import denoising_loss, draw_t_and_noise
-from .text import (SIMILARITY_DIGITS, check_tokenizer, check_width, encode_embeddings_with_grad,
+from ..models.text import (SIMILARITY_DIGITS, check_tokenizer, check_width, encode_embeddings_with_grad,
                    encode_text, nearest_tokens, position_embeddings, tokenize)
-from ..models.unet import check_text_emb
 
-LR_FRACTION = 0.25  # default_lr: this fraction of the token table's spread
-LR_DIGITS = 6  # default_lr is rounded, so it prints (and is saved in metadata) short
 SUFFIX = ".safetensors"  # the only embedding file format read and written
 
 
-def _table(sd):
+def token_table(sd):
+    """The text encoder's token table (V, D): one row per token id, the vectors words start as.
+    Taught in notebooks/03, section 2."""
     return sd.text_encoder.get_input_embeddings().weight  # (V, D)
 
 
@@ -59,7 +54,7 @@ def word_vector(sd, word, *, name="word"):
     """The row of the token-embedding table for a one-token word: (D,).
     Taught in notebooks/03, sections 6 and 7, and notebooks/07, section 2."""
     check_sd(sd)
-    return _table(sd)[word_id(sd.tokenizer, word, name=name)].detach().clone()
+    return token_table(sd)[word_id(sd.tokenizer, word, name=name)].detach().clone()
 
 
 def _weights(weight, like):
@@ -85,7 +80,7 @@ def input_embeddings(sd, prompts, vectors=None):
         raise SDLibError(f"vectors must be None or a dict {{word: vector (D,) or (B, D)}}, got "
                          f"{type(vectors).__name__}.")
     ids = tokenize(sd.tokenizer, prompts).ids.to(sd.device)  # (B, 77)
-    x = _table(sd)[ids]  # (B, 77, D)
+    x = token_table(sd)[ids]  # (B, 77, D)
     for word, vec in (vectors or {}).items():
         hit = ids == word_id(sd.tokenizer, word, name="a word in vectors")  # (B, 77)
         if not hit.any(dim=1).all():
@@ -143,22 +138,6 @@ def mix_prompts(sd, prompt_a, prompt_b, weight):
     return (1 - w) * emb[0] + w * emb[1]  # (B, 77, D)
 
 
-def generate_from_embeddings(sd, text_emb, uncond_emb=None, seed=0, **kw):
-    """One image per row of text_emb (B, 77, D), all from the same seed (the same starting noise),
-    so differences come from the embeddings alone. uncond_emb: (1, 77, D) or None (the "").
-    Taught in notebooks/03, sections 5 and 7."""
-    check_sd(sd)
-    check_width("text_emb", text_emb, sd.text_encoder)
-    if not len(text_emb):
-        raise SDLibError("text_emb must hold at least one row (B >= 1), got 0 rows.")
-    if uncond_emb is not None and len(check_width("uncond_emb", uncond_emb, sd.text_encoder)) != 1:
-        raise SDLibError(f"uncond_emb must be None or one row (1, 77, D) shared by every image, "
-                         f"got {len(uncond_emb)} rows.")
-    check_seed(seed)
-    return [generate(sd, "", text_emb=e[None], uncond_emb=uncond_emb, seed=seed, **kw)
-            for e in text_emb]
-
-
 def add_token(sd, token, vector, *, replace=False):
     """Add `token` to the tokenizer and `vector` (D,) as a new row of the token table, in place.
 
@@ -193,12 +172,14 @@ def add_token(sd, token, vector, *, replace=False):
         except TypeError:  # transformers < 4.46
             sd.text_encoder.resize_token_embeddings(len(sd.tokenizer))
         token_id = sd.tokenizer.convert_tokens_to_ids(token)
-    _set_row(sd, token_id, vector)
+    set_row(sd, token_id, vector)
     return token_id
 
 
-def _set_row(sd, token_id, vector):
-    """Row `token_id` of the (frozen) token table := vector (D,), in the table's dtype."""
+def set_row(sd, token_id, vector):
+    """Row `token_id` of the (frozen) token table := vector (D,), in the table's dtype: how a new
+    word's vector is written (`add_token`) and how textual inversion writes back each step.
+    Taught in notebooks/03, section 6 and notebooks/07."""
     table = sd.text_encoder.get_input_embeddings().requires_grad_(False)
     with torch.no_grad():
         table.weight[token_id] = vector.to(table.weight)
@@ -264,108 +245,12 @@ def load_textual_inversion(sd, path, token=None, *, replace=False):
                          f"{type(token).__name__}.")
     name, vector, _ = load_embedding(path)
     token = name if token is None else token
-    if vector.shape[-1] != _table(sd).shape[-1]:
+    if vector.shape[-1] != token_table(sd).shape[-1]:
         raise SDLibError(f"{Path(path).name} holds a vector of width {vector.shape[-1]} but this "
-                         f"model's text encoder has width {_table(sd).shape[-1]}: it was learned "
+                         f"model's text encoder has width {token_table(sd).shape[-1]}: it was learned "
                          "on another model.")
     add_token(sd, token, vector, replace=replace)
     return token
-
-
-# ---------------------------------------------------------------- learning
-def _noise_batch(sd, x0, n, g):
-    """n random (image index, timestep, noise) draws from the CPU generator g: images first."""
-    idx = torch.randint(0, len(x0), (n,), generator=g)  # (n,)
-    return (idx, *draw_t_and_noise(sd, x0[idx], g))
-
-
-def _check_captions(sd, images, captions, word, word_name):
-    """(x0, templates): the images' latents and one caption template per image, all checked."""
-    captions = check_prompts("captions", captions)
-    for k, c in enumerate(captions):
-        if "{}" not in c:
-            raise SDLibError(f"captions must be templates with {{}} where the word goes, such as "
-                             f"'a photo of {{}}', got {c!r} (captions[{k}]).")
-    word_id(sd.tokenizer, word, name=word_name)
-    x0 = vae.encode(sd, images)  # (N, 4, h, w)
-    if len(captions) != len(x0):
-        raise SDLibError(f"captions must hold one template per image: {len(x0)} images, got "
-                         f"{len(captions)} captions.")
-    return x0, captions
-
-
-def learn_embedding(sd, images, captions, init_word, steps=40, lr=None, batch_size=4, seed=0,
-                    *, token=None, callback=None):
-    """Textual inversion (Gal et al. 2022): one vector (D,), started at `init_word`'s, that lowers
-    the denoising loss on `images` when it stands in `captions` (templates with "{}" where the
-    token goes).
-
-    The model is frozen; only the vector moves (Adam, in fp32 whatever the model's dtype).
-    token=None: the placeholder is `init_word` itself, swapped for the vector in the input
-        embeddings, so the tokenizer is left alone (notebooks/03, section 6).
-    token="<name>": the new word is added (`add_token`, replace=True, so a re-run cell starts
-        again from `init_word`), stands in the captions, and its row of the token table is set to
-        the vector after every step; no other row ever changes (notebooks/07).
-    lr: by default scaled to the token table (`default_lr`), so it fits any model.
-    callback(step, loss): called after every step. Returns (vector, losses).
-    """
-    check_sd(sd)
-    steps = check_int("steps", steps, lo=1)
-    lr = default_lr(sd) if lr is None else check_number("lr", lr, lo=0, lo_open=True)
-    batch_size = check_int("batch_size", batch_size, lo=1)
-    seed = check_seed(seed)
-    if callback is not None:
-        check_callable("callback", callback, "(step, loss)")
-    x0, templates = _check_captions(sd, images, captions, init_word, "init_word")  # (N, 4, h, w)
-    vector = word_vector(sd, init_word).float().requires_grad_()  # (D,): the only thing that learns
-    word = init_word if token is None else token
-    token_id = None if token is None else add_token(sd, token, vector.detach(), replace=True)
-    prompts = [c.format(word) for c in templates]
-    opt = torch.optim.Adam([vector], lr=lr)
-    g = torch.Generator("cpu").manual_seed(seed)
-    losses = []
-    for step in range(steps):
-        idx, t, noise = _noise_batch(sd, x0, batch_size, g)
-        text_emb = edit_embeddings(sd, [prompts[i] for i in idx], {word: vector})  # (B, 77, D)
-        loss = denoising_loss(sd, x0[idx], text_emb, t, noise)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if token_id is not None:
-            _set_row(sd, token_id, vector.detach())
-        losses.append(loss.item())
-        if callback is not None:
-            callback(step=step, loss=losses[-1])
-    return vector.detach(), losses
-
-
-@torch.no_grad()
-def eval_loss(sd, images, captions, word, vector=None, n=32, seed=1234, batch_size=4):
-    """Mean denoising loss over n fixed (image, t, noise) draws, with `word` (or `vector` in its
-    place) in the captions: the number textual inversion lowers. Same seed, same draws.
-    Taught in notebooks/03, section 6."""
-    check_sd(sd)
-    if vector is not None:
-        check_width("vector", vector, sd.text_encoder, ndims=(1,))
-    n = check_int("n", n, lo=1)
-    seed = check_seed(seed)
-    batch_size = check_int("batch_size", batch_size, lo=1)
-    x0, templates = _check_captions(sd, images, captions, word, "word")
-    idx, t, noise = _noise_batch(sd, x0, n, torch.Generator("cpu").manual_seed(seed))
-    prompts = [templates[i].format(word) for i in idx]
-    total = 0.0
-    for k in range(0, n, batch_size):  # in small batches: 512 px UNet calls need memory
-        part = slice(k, k + batch_size)
-        text_emb = edit_embeddings(sd, prompts[part], None if vector is None else {word: vector})
-        total += denoising_loss(sd, x0[idx[part]], text_emb, t[part], noise[part]) * len(t[part])
-    return float(total) / n
-
-
-def default_lr(sd):
-    """A quarter of the token table's spread: a few dozen Adam steps move about a word apart.
-    Taught in notebooks/03, section 6 and notebooks/07, section 2."""
-    check_sd(sd)
-    return round(LR_FRACTION * float(_table(sd).float().std()), LR_DIGITS)
 
 
 def nearest_words(sd, vector, k=5, words=None, exclude=()):
@@ -376,7 +261,7 @@ def nearest_words(sd, vector, k=5, words=None, exclude=()):
     check_width("vector", vector, sd.text_encoder, ndims=(1,))
     exclude = check_prompts("exclude", exclude, allow_empty_list=True)
     if words is None:
-        k = check_int("k", k, lo=1, hi=len(_table(sd)) - len(exclude))
+        k = check_int("k", k, lo=1, hi=len(token_table(sd)) - len(exclude))
         found = nearest_tokens(sd.tokenizer, sd.text_encoder, vector, k=k + len(exclude))
         return [(w, s) for w, s in found if w not in exclude][:k]
     k = check_int("k", k, lo=1)

@@ -9,11 +9,12 @@ endpoints are drawn beside the mix, from the same seed, so only the words differ
 
 Taught in notebooks/03.
 """
-from ..checks import check_int, check_number
-from ..conditioning.embeddings import generate_from_embeddings, mix_words, nearest_words, word_id, word_vector
+from ..checks import check_int, check_number, check_seed
+from ..conditioning.embeddings import mix_words, nearest_words, word_id, word_vector
+from ..sampling.sampler import generate_from_embeddings
 from ..errors import SDLibError
 from ..models.load import check_sd
-from ..conditioning.text import tokenize
+from ..models.text import tokenize
 
 WEIGHTS = (-0.5, 1.5)  # the slider's ends: a little past each word, where no word is
 
@@ -64,7 +65,7 @@ def explorer(sd, prompt="a large red circle", word="red", other="blue", seed=0, 
     from .plot import show_images
 
     _check_words(sd, prompt, word, other)  # one clear error, before the widget (which hides them)
-    check_int("seed", seed, lo=0)
+    check_seed(seed)
     check_int("num_steps", num_steps, lo=1, hi=sd.scheduler.config.num_train_timesteps)
     if words is not None and (isinstance(words, str) or not isinstance(words, (list, tuple)) or not words
                               or not all(isinstance(w, str) for w in words)):

@@ -9,7 +9,7 @@ the same seed, and the blue fraction of each in the titles.
 
 Taught in notebooks/05.
 """
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, check_seed
 from ..errors import SDLibError
 from ..sampling.guidance import blue_fraction, blue_loss, brightness_loss, dark_left_loss
 from ..images import to_tensor
@@ -54,7 +54,7 @@ def explorer(sd, prompt="a large red circle on the left", negative_prompt="", se
     for name, value in (("prompt", prompt), ("negative_prompt", negative_prompt)):
         if not isinstance(value, str):
             raise SDLibError(f"{name} must be a string (the text box's start), got {value!r:.60}.")
-    check_int("seed", seed, lo=0)
+    check_seed(seed)
     check_int("num_steps", num_steps, lo=1, hi=sd.scheduler.config.num_train_timesteps)
 
     from .plot import show_images

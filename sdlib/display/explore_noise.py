@@ -7,7 +7,6 @@ its starting point and any step's noised latent (the tests call it); `strength_e
 sliders on it. Taught in notebooks/02.
 """
 import copy
-import numbers
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -23,7 +23,7 @@ from ..errors import SDLibError
 from ..checks import check_int, check_prompts, shape_or_type
 from .load import check_sd, n_params
 from ..processes.vp import add_noise_vp, alpha_bars, noise_from_output, prediction_type, x0_from_output
-from ..conditioning.text import check_width
+from .text import check_width
 
 
 # ---------------------------------------------------------------- structure

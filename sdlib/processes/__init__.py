@@ -40,8 +40,8 @@ def kind(scheduler):
     Used by every function here; taught in notebooks/02 (VP) and notebooks/07 (the target)."""
     if hasattr(scheduler, "scale_noise") and not hasattr(scheduler, "alphas_cumprod"):
         return "flow"
-    if hasattr(scheduler, "alphas_cumprod") and hasattr(scheduler, "config"):
-        return "vp"
+    if hasattr(scheduler, "alphas_cumprod") or hasattr(scheduler, "init_noise_sigma"):
+        return "vp"  # DDPM-family samplers, VE-scaled ones (LMS, Euler) included
     raise SDLibError(f"scheduler must be a diffusers scheduler of a known process ({', '.join(KINDS)}: "
                      f"DDIMScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, ...), "
                      f"got {type(scheduler).__name__}.")

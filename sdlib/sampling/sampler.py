@@ -27,7 +27,7 @@ from ..models.load import check_sd
 from ..processes import noise_to, num_train_timesteps, predict_noise, predict_x0, sampler_sigma
 from .guidance import cfg_embeddings, guided_output, loss_guidance
 from .schedulers import first_index, img2img_skip, make_scheduler
-from ..conditioning.text import check_width, encode_text
+from ..models.text import check_width, encode_text
 
 OUTPUTS = ("pil", "tensor", "latents")
 
@@ -80,6 +80,22 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
         x_t = scheduler.step(output_t, t, x_t, **extra).prev_sample
 
     return finish(sd, x_t, output, single=isinstance(prompt, str))
+
+
+def generate_from_embeddings(sd, text_emb, uncond_emb=None, seed=0, **kw):
+    """One image per row of text_emb (B, 77, D), all from the same seed (the same starting noise),
+    so differences come from the embeddings alone. uncond_emb: (1, 77, D) or None (the "").
+    Taught in notebooks/03, sections 5 and 7."""
+    check_sd(sd)
+    check_width("text_emb", text_emb, sd.text_encoder)
+    if not len(text_emb):
+        raise SDLibError("text_emb must hold at least one row (B >= 1), got 0 rows.")
+    if uncond_emb is not None and len(check_width("uncond_emb", uncond_emb, sd.text_encoder)) != 1:
+        raise SDLibError(f"uncond_emb must be None or one row (1, 77, D) shared by every image, "
+                         f"got {len(uncond_emb)} rows.")
+    check_seed(seed)
+    return [generate(sd, "", text_emb=e[None], uncond_emb=uncond_emb, seed=seed, **kw)
+            for e in text_emb]
 
 
 # ---------------------------------------------------------------- the stages

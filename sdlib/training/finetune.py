@@ -22,12 +22,13 @@ from safetensors.torch import load_file
 
 from ..models import vae
 from ..checks import check_callable, check_int, check_number, check_one_prompt, check_safetensors_file, check_seed
-from ..conditioning.embeddings import learn_embedding, save_embedding
+from ..conditioning.embeddings import save_embedding
+from .textual_inversion import learn_embedding
 from ..errors import SDLibError
 from ..models.load import check_sd
 from ..sampling.sampler import generate
 from .objective import diffusion_loss
-from ..conditioning.text import encode_text
+from ..models.text import encode_text
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]  # diffusers' train_dreambooth_lora.py: the
 # query, key, value and output projections of every self- and cross-attention layer

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from ..checks import check_int, check_prompts, describe
-from ..models.device import as_device, pick_dtype
+from .device import as_device, pick_dtype
 from ..errors import PromptTruncatedWarning, SDLibError
-from ..models.load import check_sd
+from .load import check_sd
 
 SHOWN_CHARS = (80, 50, 25)  # the cut text quoted in a warning: whole up to 80, else head ... tail
 SIMILARITY_DIGITS = 4  # cosine similarities are returned rounded, for printing

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/predict_gpu.py            # all notebooks (about 15 minutes on one core)
     .venv/bin/python benchmarks/predict_gpu.py 00 07      # some of them (the others' rows are kept)
 
-Each notebook is executed on the SD v1.4 twin (`sdlib.builtin.twins`: real SD v1.4's configs,
+Each notebook is executed on the SD v1.4 twin (`sdlib.testing.twins`: real SD v1.4's configs,
 narrower, at 64 px) with its real step counts, so it takes the SD branches a GPU run takes; a
 counting cell put first records every call to the UNet, the VAE's encoder and decoder and the text
 encoder: its batch, its size, and whether it is a training call (gradients flow through it). Each
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from execute_notebooks import ENV  # noqa: E402  (the environment notebooks are executed in)
 
 from sdlib import speed  # noqa: E402
-from sdlib.builtin import twins  # noqa: E402
+from sdlib.testing import twins  # noqa: E402
 
 TWIN, TWIN_LATENT = "sd-v1-4", 8  # the twin's latent side: 64 px pictures, priced at 512 px
 REAL = twins.TWINS[TWIN]

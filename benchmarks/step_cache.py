@@ -17,7 +17,7 @@ import torch  # noqa: E402
 
 import sdlib  # noqa: E402
 from sdlib import speed, step_cache  # noqa: E402
-from sdlib.builtin import scenes  # noqa: E402
+from sdlib.builtin import checker, scenes  # noqa: E402
 
 
 def main():
@@ -52,7 +52,7 @@ def main():
 
     share = step_cache.shallow_share(flops, branch=1)
     rows = speed.caching_table(sd, prompts, (1, 2, 3, 5), num_steps=args.steps, batch=args.batch,
-                               scenes=judged)
+                               judge=(lambda pictures: checker.adherence(pictures, judged)) if judged else None)
     print(f"\nstep caching (DeepCache, branch 1: a shallow call is {share:.0%} of a full one), "
           f"{len(prompts)} prompts, {args.steps} steps:")
     print(f"  {'N':>2} {'s/picture':>9} {'speed-up':>8} {'predicted UNet':>14} {'PSNR vs N=1':>11} {'colour':>6} {'shape':>5}")
@@ -62,7 +62,8 @@ def main():
               f"{r.get('colour_acc', float('nan')):6.0%} {r.get('shape_acc', float('nan')):5.0%}")
 
     sweep = prompts[:args.sweep_prompts]
-    table = speed.sampler_table(sd, sweep, scenes=judged[:len(sweep)] if judged else None)
+    table = speed.sampler_table(sd, sweep, judge=(lambda pictures: checker.adherence(pictures, judged[:len(sweep)]))
+                                if judged else None)
     print(f"\nsamplers against DPM++ 2M at 100 steps ({len(sweep)} prompts): PSNR dB / s per picture")
     for name in ("ddim", "euler", "dpm++"):
         print(f"  {name:>6} " + "  ".join(f"{n:2} steps {table[name, n]['psnr']:5.1f} dB "

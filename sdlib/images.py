@@ -47,7 +47,8 @@ def _to_rgb(img):
 def check_unit_range(name, x):
     """x (float tensor or array) as given, or SDLibError when its values follow another convention
     ([-1, 1] or 0..255) than the [0, 1] every helper expects (up to RANGE_SLACK of rounding,
-    clamped later)."""
+    clamped later).
+    Used by the converters, the VAE and the metrics; taught in notebooks/01, section 2."""
     lo, hi = float(x.min()), float(x.max())
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -RANGE_SLACK or hi > 1 + RANGE_SLACK:
         hint = ("; a VAE output in [-1, 1] converts with sdlib.images.from_vae_range" if lo < 0
@@ -114,6 +115,7 @@ def load_image(image, size=None, *, name="image"):
 
     size: an int (square) or (width, height); resizing uses a centre crop to keep the aspect.
     name: what to call the image in an error message (callers pass their argument's name).
+    Taught in notebooks/01, section 2 (used in notebooks/02, section 3 and notebooks/06).
     """
     size = _check_size(size)
     image = _to_rgb(_open(name, image))
@@ -133,6 +135,7 @@ def to_array(image, *, name="image"):
     A colour image (anything `load_image` takes) -> (H, W, 3) uint8. A 2-D map (an (H, W) array
     or tensor: a latent channel, an error map, a table of vectors) -> (H, W) float32 with its
     values kept, for a colour map to scale.
+    Used by show_images; images as arrays are taught in notebooks/01, section 2.
     """
     if isinstance(image, (np.ndarray, torch.Tensor)) and image.ndim == 2:
         if isinstance(image, torch.Tensor):
@@ -146,7 +149,8 @@ def to_array(image, *, name="image"):
 def to_tensor(images):
     """PIL image(s) / array(s) / image tensor(s) / paths -> float tensor in [0, 1], (B, 3, H, W).
 
-    A uint8 array batch (B, H, W, 3) converts in one go (the training data's layout)."""
+    A uint8 array batch (B, H, W, 3) converts in one go (the training data's layout).
+    Taught in notebooks/01, section 2."""
     if isinstance(images, np.ndarray) and images.ndim == 4 and images.dtype == np.uint8:
         if images.shape[-1] != 3:
             raise SDLibError(f"images must be a uint8 batch (B, H, W, 3), got {images.shape}.")
@@ -180,18 +184,21 @@ def _check_tensor(name, x):
 
 
 def to_vae_range(x):
-    """Images in [0, 1] -> [-1, 1], the range the VAE encodes (and decodes to)."""
+    """Images in [0, 1] -> [-1, 1], the range the VAE encodes (and decodes to).
+    Used by vae.encode; the VAE's range is taught in notebooks/01, section 2."""
     check_unit_range("x", _check_tensor("x", x).detach())
     return x * 2 - 1
 
 
 def from_vae_range(x):
-    """The VAE's output in [-1, 1] -> images in [0, 1] (clamped, as the pipeline does)."""
+    """The VAE's output in [-1, 1] -> images in [0, 1] (clamped, as the pipeline does).
+    Used by vae.decode; the VAE's range is taught in notebooks/01, section 4."""
     return (_check_tensor("x", x) / 2 + 0.5).clamp(0, 1)
 
 
 def to_pil(x):
-    """Float tensor in [0, 1], (B, 3, H, W) or (3, H, W) -> list of PIL images (rounded as diffusers)."""
+    """Float tensor in [0, 1], (B, 3, H, W) or (3, H, W) -> list of PIL images (rounded as diffusers).
+    Used from notebooks/00, section 2 on; the converters are taught in notebooks/01, section 2."""
     _check_tensor("x", x)
     if x.ndim not in (3, 4) or x.shape[-3] != 3 or x.numel() == 0:
         raise SDLibError(f"x must be an image tensor (B, 3, H, W) or (3, H, W), got {tuple(x.shape)}.")
@@ -204,7 +211,8 @@ def to_pil(x):
 
 
 def max_pixel_diff(a, b):
-    """Largest difference between two images in 0..255 steps (0 means identical pixels)."""
+    """Largest difference between two images in 0..255 steps (0 means identical pixels).
+    Used from notebooks/00, section 2 on, to check a result by hand against the library's."""
     a, b = (np.asarray(load_image(x, name=n), dtype=np.int16) for x, n in ((a, "a"), (b, "b")))
     if a.shape != b.shape:
         raise SDLibError(f"images differ in size: {a.shape[:2]} vs {b.shape[:2]}.")

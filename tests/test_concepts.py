@@ -8,7 +8,8 @@ import pytest
 import sdlib
 from sdlib.errors import SDLibError
 from sdlib.builtin import checker as C
-from sdlib.builtin import concept, twins
+from sdlib.builtin import concept
+from sdlib.testing import twins
 from sdlib.builtin import scenes as S
 
 

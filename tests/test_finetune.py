@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save_file
 import sdlib
 from sdlib import embeddings as E
 from sdlib import finetune as FT
-from sdlib.builtin import concept, twins
+from sdlib.builtin import concept
+from sdlib.testing import twins
 
 PROMPT = "a sks triangle"  # DreamBooth's rare-token prompt
 TOKEN = "<pt>"

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 import sdlib
 from sdlib import inpaint as I
-from sdlib.builtin import twins
+from sdlib.testing import twins
 from sdlib.schedule import add_noise_vp, alpha_bars
 
 PROMPT = "a green square on the right"

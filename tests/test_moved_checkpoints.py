@@ -13,7 +13,7 @@ from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
 import sdlib
 from sdlib import load
-from sdlib.builtin import twins
+from sdlib.testing import twins
 
 
 def hub_error(kind, repo):

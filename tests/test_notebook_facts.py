@@ -3,7 +3,7 @@
 The notebooks run on the built-in model, but their text states facts about SD v1 (77 positions,
 0.18215, PNDM's extra first step, parameter counts, ...). Each fact is found in the text (so a
 reworded sentence fails here and gets re-checked) and checked against the SD v1.4 twin's configs,
-which are the hub's (`sdlib.builtin.twins`). Parameter counts use the full widths on the meta
+which are the hub's (`sdlib.testing.twins`). Parameter counts use the full widths on the meta
 device: no memory, no weights.
 """
 import json
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdlib.builtin import twins
+from sdlib.testing import twins
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 SD1 = twins.TWINS["sd-v1-4"]

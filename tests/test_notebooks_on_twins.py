@@ -1,7 +1,7 @@
 """Every notebook runs top to bottom on real Stable Diffusion's shapes, not only on the built-in model.
 
 Colab/Kaggle learners run the course on SD v1.4 (and may pick SD 2.1); their path can never be
-downloaded here, so each notebook is executed on twins (`sdlib.builtin.twins`): SD v1.4's configs
+downloaded here, so each notebook is executed on twins (`sdlib.testing.twins`): SD v1.4's configs
 (PNDM, CLIP ViT-L/14 text encoder, 768 wide) and, for the notebooks that read the UNet's output,
 SD 2.1's (DDIM, v-prediction, OpenCLIP-H 1024 wide, pad "!"). The twins are narrow, run at 64 px
 (8 x 8 latents) and have 2 text-encoder layers (of 12 and 23; the width, heads and vocabulary are
@@ -27,7 +27,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sdlib.builtin import scenes, twins
+from sdlib.builtin import scenes
+from sdlib.testing import twins
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from sdlib.builtin import scenes as S
-from sdlib.builtin.tokenizer import clip_vocab_and_merges
+from sdlib.models.clip_tokenizer import clip_vocab_and_merges
 
 
 def _scenes(n, seed, split="train", two_object_prob=0.2):

@@ -5,7 +5,7 @@ import torch
 import sdlib
 from sdlib import SDLibError, speed
 from sdlib import step_cache as step_cache_mod
-from sdlib.builtin import twins
+from sdlib.testing import twins
 from sdlib.step_cache import CachedUNet, step_cache
 
 PROMPTS = ["a large red circle on the left", "a blue square at the top on a yellow background"]

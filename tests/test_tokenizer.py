@@ -3,7 +3,7 @@ import pytest
 from open_clip.tokenizer import SimpleTokenizer
 
 from sdlib import text
-from sdlib.builtin.tokenizer import VOCAB_SIZE
+from sdlib.models.clip_tokenizer import VOCAB_SIZE
 
 PROMPTS = ["a photo of a cat", "A photograph of an astronaut riding a horse!",
            "a large red circle on the left", "naïve café, 3 émojis 🙂 and   spaces",

@@ -64,3 +64,34 @@ def test_vae_pictures_mix_scenes_photos_and_textures():
     x = train._vae_pictures(40, seed=0, size=32)  # uint8 (40, 32, 32, 3)
     assert x.shape == (40, 32, 32, 3) and x.dtype == "uint8"
     assert (train._vae_pictures(40, seed=0, size=32) == x).all()  # seeded
+
+
+def test_the_unet_stage_minimises_the_library_objective():
+    """The built-in trainer's loss is sdlib.training.objective's: with the step's own draws, DDPM's
+    simple loss (eq. 14) on x_t from eq. 4, computed here by hand from the schedule's formula."""
+    import torch.nn.functional as F
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from sdlib.builtin import model
+    from sdlib.processes import vp
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**model.UNET_CONFIG)
+    text = CLIPTextModel(CLIPTextConfig(**model.TEXT_CONFIG))
+    scheduler = DDIMScheduler.from_config(model.SCHEDULER_CONFIG)
+    x0_all, ids = torch.randn(6, 4, 16, 16), torch.randint(0, 49408, (6, 3, 77))
+    empty = ids[0, 0].clone()
+    with torch.no_grad():
+        got = train.unet_step_loss(unet, text, scheduler, x0_all, ids, empty, 2, 0.5, 0, 7)
+        g = torch.Generator().manual_seed(train.step_seed(0, 7))  # the same draws, in the same order
+        idx = torch.randint(0, 6, (2,), generator=g)
+        tok = ids[idx, torch.randint(0, 3, (2,), generator=g)]
+        tok[torch.rand(2, generator=g) < 0.5] = empty
+        noise = torch.randn(2, 4, 16, 16, generator=g)
+        t = torch.randint(0, 1000, (2,), generator=g)
+        alpha_bar = vp.alpha_bars_from_betas(vp.betas_from_config(model.SCHEDULER_CONFIG))[t].view(-1, 1, 1, 1)
+        x_t = alpha_bar.sqrt() * x0_all[idx] + (1 - alpha_bar).sqrt() * noise  # DDPM eq. 4
+        eps = unet(x_t, t, encoder_hidden_states=text(tok)[0]).sample
+        expected = F.mse_loss(eps, noise)  # DDPM eq. 14
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-7), (got, expected)

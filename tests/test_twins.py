@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import sdlib
-from sdlib.builtin import twins
+from sdlib.testing import twins
 
 ROOT = Path(__file__).resolve().parent.parent
 

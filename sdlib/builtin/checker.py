@@ -28,6 +28,7 @@ from . import scenes as S
 from ..checks import check_choice, check_int, check_number
 from ..errors import SDLibError
 from ..images import load_image
+from ..models.load import check_sd
 from .shapes import SHAPES, shape_alpha, unit_area_centroid
 
 ROUGH_DISTANCE = 45    # RGB distance from the background that marks a pixel as "object"
@@ -506,7 +507,7 @@ def _round_trip(sd, images, batch_size=16):
     """Images (uint8 (B, H, W, 3)) through sd's VAE and back (encode the mean, decode): as soft
     as the pictures that model generates."""
     from ..images import to_pil
-    from ..latents import decode, encode
+    from ..models.vae import decode, encode
 
     out = []
     for i in range(0, len(images), batch_size):
@@ -530,8 +531,6 @@ def error_rates(n=200, seed=0, size=64, sd=None, verbose=False):
     size = check_int("size", size, lo=MIN_SIZE)
     _check_bool("verbose", verbose)
     if sd is not None:
-        from ..load import check_sd  # here, not above: sdlib.load imports the built-in package
-
         size = check_sd(sd).image_size
     images, _, scenes = S.make_batch(n, seed, size, split="all", two_object_prob=0.0)
     if sd is not None:

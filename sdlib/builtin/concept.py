@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from ..checks import check_int
-from ..embeddings import default_lr, learn_embedding, load_embedding, save_embedding
+from ..conditioning.embeddings import load_embedding, save_embedding
+from ..training.textual_inversion import default_lr, learn_embedding
 from ..errors import SDLibError
-from ..load import check_sd
-from ..metrics import psnr
-from ..sampler import generate
+from ..models.load import check_sd
+from ..measure.metrics import psnr
+from ..sampling.sampler import generate
 from . import checker, scenes
 from .model import cache_dir
 
@@ -181,7 +182,7 @@ def project_embedding(sd):
 
 def main():
     """Regenerate the shipped file; run it whenever the built-in model changes."""
-    from ..load import load_sd
+    from ..models.load import load_sd
 
     print(make_project_embedding(load_sd("builtin", device="cpu")))
 

@@ -25,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import guidance, metrics
+from ..sampling import guidance
+from ..measure import metrics
 from ..checks import check_choice, check_int
 from ..images import to_tensor
-from ..latents import decode, encode
-from ..load import load_sd, n_params
-from ..sampler import generate
-from ..schedule import make_scheduler
+from ..models.vae import decode, encode
+from ..models.load import load_sd, n_params
+from ..sampling.sampler import generate
+from ..sampling.schedulers import make_scheduler
 from . import checker, eval_sets, model, photos, scenes
 
 ROWS = ("vae", "photo", "colour", "shape", "side", "corner", "size", "two_object", "blue", "speed",

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import torch
 
-from .files import NAME, SHIPPED  # noqa: F401  (SHIPPED: the trained model, in the package)
-from .tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
+from ..models.builtin_files import NAME, SHIPPED, VERSION, builtin_path, cache_dir  # noqa: F401  (re-exported)
+from ..models.clip_tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
 
-VERSION = "v2"
 SEED = 0
 IMAGE_SIZE = 128  # pixels; latents are IMAGE_SIZE // 8 = 16
 
@@ -61,12 +60,6 @@ MODEL_INDEX = {
 }
 
 
-def cache_dir():
-    """Where the built-in model is written: $SDLIB_CACHE, else ~/.cache/sdlib."""
-    root = os.environ.get("SDLIB_CACHE") or Path.home() / ".cache" / "sdlib"
-    return Path(root) / f"{NAME}-random-{VERSION}"
-
-
 def build_builtin(folder, seed=SEED):
     """Build the model from `seed` and save it in the diffusers layout (safetensors)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -102,12 +95,3 @@ def write_skeleton(folder):
     (folder / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
     return folder
 
-
-def builtin_path():
-    """The built-in model's folder: the shipped trained model, else a random one built on first use."""
-    if (SHIPPED / "model_index.json").exists():
-        return SHIPPED
-    folder = cache_dir()
-    if not (folder / "model_index.json").exists():
-        build_builtin(folder)
-    return folder

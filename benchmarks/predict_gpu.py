@@ -5,14 +5,16 @@
 
 Each notebook is executed on the SD v1.4 twin (`sdlib.testing.twins`: real SD v1.4's configs,
 narrower, at 64 px) with its real step counts, so it takes the SD branches a GPU run takes; a
-counting cell put first records every call to the UNet, the VAE's encoder and decoder and the text
-encoder: its batch, its size, and whether it is a training call (gradients flow through it). Each
+counting cell put first records every call to the UNet (and every cached step of notebook 08's step
+caching, which runs only the UNet's shallow path: priced at its share of a full call), the VAE's
+encoder and decoder and the text encoder: its batch, its size, and whether it is a training call
+(gradients flow through it). Each
 call is then priced at real SD v1.4's size (512 px) in FLOPs, counted on PyTorch's meta device
 (no weights, no arithmetic: `torch.utils.flop_counter`). Explorer cells (sliders) are left out, as
 are cells that run only on a GPU (08's fp16 / torch.compile comparison). `sdlib.speed` turns the
 counts into seconds (`predicted_minutes`) and 07's training into time and memory
 (`predict_training`), with the assumptions it prints. Predictions, not measurements: on a GPU,
-measure with `python benchmarks/benchmark.py --model CompVis/stable-diffusion-v1-4 --device cuda`.
+measure with `HF_HUB_OFFLINE=0 python benchmarks/benchmark.py --model CompVis/stable-diffusion-v1-4 --device cuda`.
 """
 import argparse
 import json
@@ -60,6 +62,13 @@ def _count(cls, kind):
 for _cls, _kind in ((UNet2DConditionModel, "unet"), (Encoder, "vae_encode"), (Decoder, "vae_decode"),
                     (CLIPTextModel, "text_encoder")):
     _count(_cls, _kind)
+from sdlib.sampling.step_cache import CachedUNet  # a cached step runs the UNet's shallow path only
+_shallow = CachedUNet._shallow
+def _counted_shallow(self, sample, timestep, text_emb):
+    key = json.dumps([f"unet_shallow_{self.branch}", list(sample.shape[1:]), False])
+    _CALLS[key] = _CALLS.get(key, 0) + sample.shape[0]
+    return _shallow(self, sample, timestep, text_emb)
+CachedUNet._shallow = _counted_shallow
 '''
 DUMP_CELL = "json.dump(_CALLS, open(os.environ['PREDICT_OUT'], 'w'))"
 RUN = ("import sys, nbformat; from nbclient import NotebookClient; "
@@ -113,6 +122,8 @@ def tflop_per_item(parts, kind, shape):
 
     big = [shape[0], *(s * SCALE for s in shape[1:])] if kind != "text_encoder" else list(shape)
     unet, vae, te = parts["unet"], parts["vae"], parts["text_encoder"]
+    if kind.startswith("unet_shallow_"):  # a cached step: the shallow path's share of a full call
+        return shallow_tflop_per_item(unet, big, int(kind.rsplit("_", 1)[1]))
     call = {"unet": lambda: unet(_meta(1, *big), torch.tensor(500, device="meta"),
                                  encoder_hidden_states=_meta(1, 77, REAL["unet"]["cross_attention_dim"])),
             "vae_encode": lambda: vae.encoder(_meta(1, *big)),
@@ -122,6 +133,25 @@ def tflop_per_item(parts, kind, shape):
     with counter:
         call()
     return counter.get_total_flops() / 1e12
+
+
+@torch.no_grad()
+def shallow_tflop_per_item(unet, shape, branch):
+    """TFLOP of one cached step (`sdlib.sampling.step_cache`, branch `branch`) of one latent: a full
+    call's FLOPs by part on the meta device, times the shallow path's share (`step_cache.shallow_share`)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sdlib.measure.speed import unet_parts
+    from sdlib.sampling.step_cache import shallow_share
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        unet(_meta(1, *shape), torch.tensor(500, device="meta"),
+             encoder_hidden_states=_meta(1, 77, REAL["unet"]["cross_attention_dim"]))
+    counts, root = counter.get_flop_counts(), type(unet).__name__
+    flops = {name: sum(counts.get(f"{root}.{name}", {}).values()) for name in unet_parts(unet)}
+    flops["total"] = counter.get_total_flops()
+    return shallow_share(flops, branch) * flops["total"] / 1e12
 
 
 class _FusedAttention(torch.autograd.Function):

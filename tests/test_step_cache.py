@@ -136,3 +136,4 @@ def test_speed_bad_inputs(sd):
     with pytest.raises(SDLibError, match="load the model on a GPU"):
         speed.gpu_variants(sd)
     assert speed.peak_tflops("NVIDIA H100 80GB HBM3") == 989.0 and speed.peak_tflops("some CPU") is None
+    assert speed.peak_tflops("Tesla T4") == 65.0 and speed.peak_tflops("NVIDIA L40S") is None  # not the L4's

@@ -80,7 +80,7 @@ def gpu_line(row):
     """The predicted GPU minutes of one notebook, labelled, or what to run when there are none."""
     if not row:
         return "not predicted yet; run `benchmarks/predict_gpu.py`, or measure it with the benchmark above."
-    shown = lambda m: f"{m:.1f} min" if m >= 0.1 else "under 0.1 min"
+    shown = lambda m: f"{m:.1f} min"  # as notebook 08, section 6, prints it
     return ("predicted (not measured) computing time " + ", ".join(f"{shown(m)} on a{'n' * gpu.startswith('A')} {gpu}"
                                                                   for gpu, m in row.items())
             + ", without loading the weights (the assumptions: notebook 08, section 6); "

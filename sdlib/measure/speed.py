@@ -13,6 +13,7 @@ which, unlike seconds, are the same on every machine.
 Taught in notebooks/08, section 1.
 """
 import json
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -123,7 +124,8 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "T4": 6
 def peak_tflops(device_name):
     """PEAK_TFLOPS of a GPU by its name (torch.cuda.get_device_name()), or None if not listed.
     Taught in notebooks/08, section 6."""
-    return next((v for k, v in PEAK_TFLOPS.items() if k in str(device_name)), None)
+    words = re.findall(r"[A-Za-z0-9]+", str(device_name))  # "NVIDIA L40S": "L40S" is not an "L4"
+    return next((v for k, v in PEAK_TFLOPS.items() if k in words), None)
 
 
 # ---------------------------------------------------------------- predicted GPU times
@@ -204,8 +206,10 @@ def prediction_assumptions():
             f"forward passes. GPUs reach {gpu_efficiency(pred):.0%} of their fp16 peak (" +
             ", ".join(f"{g} {PEAK_TFLOPS[g]:.0f} TFLOP/s" for g in PREDICTED_GPUS) +
             f"), the fraction {REFERENCE['source']} measured ({REFERENCE['what']}: {REFERENCE['seconds']} s per "
-            f"picture); not counted: loading the weights, the explorers (sliders), the cells that run only on a GPU. Counted by `{pred['command']}`; "
-            "measure on a GPU with `python benchmarks/benchmark.py --model CompVis/stable-diffusion-v1-4 --device cuda`.")
+            f"picture); not counted: loading the weights, the explorers (sliders), the cells that run only on a GPU "
+            f"(08's fp16 / torch.compile timings, compiling included). Counted by `{pred['command']}`; "
+            "measure on a GPU with `HF_HUB_OFFLINE=0 python benchmarks/benchmark.py --model "
+            "CompVis/stable-diffusion-v1-4 --device cuda`.")
 
 
 @torch.no_grad()
@@ -232,7 +236,8 @@ def ms_per_unet_step(sd, batch=2, repeats=10):
 def gpu_variants(sd, compile=True):
     """ms per guided UNet step for the usual ways of making SD fast on a GPU, each on top of the
     previous: fp32 with diffusers' plain attention; + fused attention (SDPA); + fp16; +
-    channels_last; + torch.compile. Returns {variant: ms}. Needs CUDA; the model is put back as
+    channels_last; + torch.compile (on GPUs that PyTorch's compiler supports: compute capability 7.0
+    and up, so not a P100). Returns {variant: ms}. Needs CUDA; the model is put back as
     it was afterwards. Taught in notebooks/08, section 6."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
@@ -250,7 +255,7 @@ def gpu_variants(sd, compile=True):
         out["fp16, SDPA"] = ms_per_unet_step(sd)
         u.to(memory_format=torch.channels_last)
         out["fp16, SDPA, channels_last"] = ms_per_unet_step(sd)
-        if compile:
+        if compile and torch.cuda.get_device_capability(sd.device) >= (7, 0):  # Triton's oldest GPUs
             u.forward = torch.compile(u.forward, mode="max-autotune-no-cudagraphs")
             out["fp16, SDPA, channels_last, torch.compile"] = ms_per_unet_step(sd)
     finally:  # the model as it was

@@ -1,0 +1,144 @@
+"""Training a ControlNet for the built-in model on CPU: the frozen UNet and text encoder, a trainable
+copy of the UNet's encoder (`ControlNetModel.from_unet`, Zhang et al. 2023), control maps drawn
+exactly from the scenes (`control_maps`). The loss is the library's objective
+(`sdlib.training.objective.loss`) on the controlled UNet (`sdlib.conditioning.control.Controlled`).
+
+    python -m sdlib.builtin.train_control --out ~/sdlib-runs/controlnet-mask --kind mask --steps 6000
+    python -m sdlib.builtin.train_control --out ... --export sdlib/models/builtin-controlnet-mask
+
+Checkpoints every --every steps in --out (resumed from the newest); --init restarts from an
+exported ControlNet folder when the run's checkpoints are gone. Taught in notebooks/09.
+"""
+import argparse
+import json
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..conditioning.control import Controlled
+from ..images import to_tensor, to_vae_range
+from ..training import objective
+from . import control_maps, model
+from .train import (EMA, _checkpoint, _loop, _resume, clip_tokenizer, load_vae, step_seed, token_ids)
+
+SEED_DATA = 9_000_000  # the control scenes' own seeds, apart from the UNet stage's
+
+
+@torch.no_grad()
+def encode_control_dataset(vae, n, seed, kind, batch=64):
+    """Latents (unscaled means, (n, 4, h, w)), token ids (n, 77) and control maps (n, H, W) uint8 of
+    n control scenes (`control_maps.make_control_batch`)."""
+    tok = clip_tokenizer()
+    zs, ids, maps = [], [], []
+    for k in range(0, n, batch):
+        imgs, caps, _, cond = control_maps.make_control_batch(min(batch, n - k), step_seed(seed, k, SEED_DATA),
+                                                              model.IMAGE_SIZE, "train", kind)
+        zs.append(vae.encode(to_vae_range(to_tensor(imgs))).latent_dist.mean)
+        ids.append(token_ids(tok, caps))
+        maps.append((cond[:, 0] * 255).round().to(torch.uint8))
+    return torch.cat(zs), torch.cat(ids), torch.cat(maps)
+
+
+def control_step_loss(controlnet, unet, text, scheduler, x0_all, ids, maps, empty, batch, drop, seed, step):
+    """The loss at `step`: a batch of scaled latents with their captions (about `drop` of them
+    emptied, so the ControlNet also learns to steer unconditional predictions, as the paper drops
+    half) and their control maps; the objective on the UNet steered by the ControlNet."""
+    g = torch.Generator().manual_seed(step_seed(seed, step))
+    idx = torch.randint(0, len(x0_all), (batch,), generator=g)
+    x0 = x0_all[idx]  # (B, 4, h, w)
+    tok = ids[idx].clone()
+    tok[torch.rand(batch, generator=g) < drop] = empty
+    cond = (maps[idx].float() / 255)[:, None].expand(-1, 3, -1, -1)  # (B, 3, H, W)
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=g)
+    with torch.no_grad():
+        emb = text(tok)[0]  # (B, 77, D): the frozen text encoder
+    return objective.loss(Controlled(unet, controlnet, cond), scheduler, x0, emb, t, noise)
+
+
+def train_controlnet(args):
+    from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "data.safetensors"
+    if not cache.exists():
+        z, ids, maps = encode_control_dataset(load_vae(args.model), args.data, args.seed, args.kind)
+        save_file({"z": z.contiguous(), "ids": ids.contiguous(), "maps": maps.contiguous()}, cache)
+    data = load_file(cache)
+    unet = UNet2DConditionModel.from_pretrained(Path(args.model) / "unet", torch_dtype=torch.float32)
+    text = CLIPTextModel.from_pretrained(Path(args.model) / "text_encoder", torch_dtype=torch.float32)
+    unet.requires_grad_(False).eval()
+    text.requires_grad_(False).eval()
+    scale = json.loads((Path(args.model) / "vae" / "config.json").read_text())["scaling_factor"]  # SD's latent scale
+    torch.manual_seed(args.seed)
+    if args.init:
+        controlnet = ControlNetModel.from_pretrained(args.init, torch_dtype=torch.float32)
+    else:
+        controlnet = ControlNetModel.from_unet(unet)  # the encoder copied, zero convolutions at zero
+    controlnet.train()
+    opt = torch.optim.AdamW(controlnet.parameters(), lr=args.lr)
+    ema = EMA({"controlnet": controlnet}, args.ema) if args.ema else None
+    start = _resume(args.out, {"controlnet": controlnet, **(ema.models if ema else {})}, opt)
+    scheduler = DDIMScheduler.from_pretrained(Path(args.model) / "scheduler")
+    empty = token_ids(clip_tokenizer(), [""])[0]
+    loss_fn = partial(control_step_loss, controlnet, unet, text, scheduler, data["z"] * scale, data["ids"],
+                      data["maps"], empty, args.batch, args.drop, args.seed)
+
+    class _Local:  # _loop's accelerator, on one CPU process
+        is_main_process = True
+        backward = staticmethod(lambda loss: loss.backward())
+        clip_grad_norm_ = staticmethod(torch.nn.utils.clip_grad_norm_)
+        unwrap_model = staticmethod(lambda m: m)
+
+    _loop(args, _Local(), start, {"controlnet": controlnet}, opt, loss_fn, ema)
+
+
+def export(run, folder, dtype=torch.float16):
+    """The run's newest ControlNet (the EMA copy when kept) as a diffusers folder (safetensors)."""
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    ck = sorted(Path(run).glob("step*"))[-1]
+    name = "ema_controlnet" if (ck / "ema_controlnet.safetensors").exists() else "controlnet"
+    controlnet = ControlNetModel.from_unet(UNet2DConditionModel(**model.UNET_CONFIG), load_weights_from_unet=False)
+    controlnet.load_state_dict(load_file(ck / f"{name}.safetensors"))
+    controlnet.to(dtype).save_pretrained(folder, safe_serialization=True)
+    return Path(folder)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="runs/controlnet", help="run folder (checkpoints, loss.csv, data cache)")
+    ap.add_argument("--model", default=str(model.SHIPPED), help="the built-in model's folder")
+    ap.add_argument("--kind", choices=control_maps.KINDS, default="mask")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--every", type=int, default=200, help="checkpoint every N steps")
+    ap.add_argument("--data", type=int, default=8000, help="number of training scenes")
+    ap.add_argument("--drop", type=float, default=0.5, help="fraction of captions emptied (the paper: half)")
+    ap.add_argument("--ema", type=float, default=0.0, help="EMA decay (0: none)")
+    ap.add_argument("--until", type=int, default=0, help="stop (with a checkpoint) at this step")
+    ap.add_argument("--minutes", type=float, default=0, help="fit --steps to this wall-clock budget")
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--init", default=None, help="start from this exported ControlNet folder")
+    ap.add_argument("--export", default=None, help="write the newest checkpoint as a diffusers folder here")
+    args = ap.parse_args(argv)
+    args.started, args.stage = time.monotonic(), f"controlnet-{args.kind}"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.export:
+        print(export(args.out, args.export))
+        return
+    np.random.seed(args.seed)
+    train_controlnet(args)
+
+
+if __name__ == "__main__":
+    main()

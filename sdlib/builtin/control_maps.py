@@ -9,7 +9,8 @@ input channel.
 Control scenes put one object anywhere and at any size (not only the captions' 3 x 3 grid and three
 sizes), and their captions name only the colour and the shape: the map alone says where and how
 big. Sizes in HELD_OUT_EXTENTS and centres in HELD_OUT_CENTRES are never used in training, so a
-measured fit on them is a fit on maps the model never saw. Taught in notebooks/09.
+measured fit on them is a fit on maps the model never saw. Used by the ControlNet training
+(`sdlib.builtin.train_control`).
 """
 import numpy as np
 import torch

@@ -7,7 +7,7 @@ exactly from the scenes (`control_maps`). The loss is the library's objective
     python -m sdlib.builtin.train_control --out ... --export sdlib/models/builtin-controlnet-mask
 
 Checkpoints every --every steps in --out (resumed from the newest); --init restarts from an
-exported ControlNet folder when the run's checkpoints are gone. Taught in notebooks/09.
+exported ControlNet folder when the run's checkpoints are gone.
 """
 import argparse
 import json
@@ -102,7 +102,9 @@ def train_controlnet(args):
 def export(run, folder, dtype=torch.float16):
     """The run's newest ControlNet (the EMA copy when kept) as a diffusers folder (safetensors)."""
     from diffusers import ControlNetModel, UNet2DConditionModel
+    from diffusers.utils import logging
 
+    logging.set_verbosity_error()  # "modules that should be kept in float32": there are none
     ck = sorted(Path(run).glob("step*"))[-1]
     name = "ema_controlnet" if (ck / "ema_controlnet.safetensors").exists() else "controlnet"
     controlnet = ControlNetModel.from_unet(UNet2DConditionModel(**model.UNET_CONFIG), load_weights_from_unet=False)

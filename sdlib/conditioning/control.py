@@ -7,7 +7,8 @@ that start at zero (so at the first step the UNet is exactly as it was).
 
 `Controlled` wraps the two as one denoiser with the UNet's own call signature, so the training
 objective (`sdlib.training.objective.loss`) and the sampler call it as they call a UNet.
-Taught in notebooks/09.
+The built-in model's ControlNet is trained with it (`python -m sdlib.builtin.train_control`); no
+notebook teaches ControlNet yet (conditioning by text is taught in notebooks/03 and 04).
 """
 import torch
 
@@ -20,7 +21,7 @@ class Controlled(torch.nn.Module):
     `scale` (0: the UNet alone; 1: as trained). Called like the UNet: (x_t, t,
     encoder_hidden_states=...) -> an output with `.sample`; a batch that is a multiple of the
     control images' (classifier-free guidance doubles it) reuses them in order, as diffusers'
-    pipeline does. Taught in notebooks/09."""
+    pipeline does. No notebook teaches it yet; the UNet it steers is taught in notebooks/04."""
 
     def __init__(self, unet, controlnet, control_image, scale=1.0):
         super().__init__()

@@ -23,31 +23,6 @@ from ..processes.vp import add_noise_vp, alpha_bar_from_sigma, alpha_bars, sigma
 from ..sampling.schedulers import first_index, img2img_skip, sampler_schedule
 
 
-def _check_scheduler(name, scheduler):
-    """A diffusers scheduler (with its training schedule), else SDLibError naming `name`."""
-    if not (all(hasattr(scheduler, a) for a in ("set_timesteps", "step", "config")) and is_vp(scheduler)):
-        raise SDLibError(f"{name} must be a diffusers scheduler, e.g. sd.scheduler or "
-                         f"sdlib.make_scheduler('euler', sd.scheduler), got {type(scheduler).__name__}.")
-    return scheduler
-
-
-def _check_title(title):
-    if title is not None and not isinstance(title, str):
-        raise SDLibError(f"title must be a string or None, got {type(title).__name__}.")
-
-
-def _check_img2img(sd, prompt, num_steps, scheduler, seed, guidance_scale):
-    """The arguments strength_view and strength_explorer share; returns a copy of the scheduler."""
-    check_sd(sd)
-    if not isinstance(prompt, str):
-        raise SDLibError(f"prompt must be a string, got {prompt!r:.60}.")
-    scheduler = copy.deepcopy(_check_scheduler("scheduler", scheduler or sd.scheduler))
-    check_int("num_steps", num_steps, lo=1, hi=scheduler.config.num_train_timesteps)
-    check_seed(seed)
-    check_number("guidance_scale", guidance_scale)
-    return scheduler
-
-
 def plot_schedule(scheduler, num_steps=None, title=None):
     """Three panels over the training timesteps: beta_t; sqrt(alpha_bar) (how much image is left)
     and sqrt(1 - alpha_bar) (how much noise); sigma on a log axis, with the timesteps a sampler
@@ -193,3 +168,29 @@ def strength_explorer(sd, image, prompt, num_steps=25, scheduler=None, seed=0, g
                                description="strength"),
         step=W.IntSlider(value=n_calls // 2, min=0, max=n_calls - 1, continuous_update=False,
                          description="sigma step"))
+
+
+# ---------------------------------------------------------------- argument checks
+def _check_scheduler(name, scheduler):
+    """A diffusers scheduler (with its training schedule), else SDLibError naming `name`."""
+    if not (all(hasattr(scheduler, a) for a in ("set_timesteps", "step", "config")) and is_vp(scheduler)):
+        raise SDLibError(f"{name} must be a diffusers scheduler, e.g. sd.scheduler or "
+                         f"sdlib.make_scheduler('euler', sd.scheduler), got {type(scheduler).__name__}.")
+    return scheduler
+
+
+def _check_title(title):
+    if title is not None and not isinstance(title, str):
+        raise SDLibError(f"title must be a string or None, got {type(title).__name__}.")
+
+
+def _check_img2img(sd, prompt, num_steps, scheduler, seed, guidance_scale):
+    """The arguments strength_view and strength_explorer share; returns a copy of the scheduler."""
+    check_sd(sd)
+    if not isinstance(prompt, str):
+        raise SDLibError(f"prompt must be a string, got {prompt!r:.60}.")
+    scheduler = copy.deepcopy(_check_scheduler("scheduler", scheduler or sd.scheduler))
+    check_int("num_steps", num_steps, lo=1, hi=scheduler.config.num_train_timesteps)
+    check_seed(seed)
+    check_number("guidance_scale", guidance_scale)
+    return scheduler

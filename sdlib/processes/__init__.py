@@ -56,30 +56,6 @@ def is_vp(scheduler):
         return False
 
 
-def check_timesteps(scheduler, t, batch):
-    """t as a (batch,) tensor of the model's training timesteps: whole numbers 0..T-1 for VP, any
-    number in [0, T] for flow (sigma * T); a single number stands for every row.
-    Used here and by training.objective; timesteps are taught in notebooks/02, section 1."""
-    n = num_train_timesteps(scheduler)
-    is_flow = kind(scheduler) == "flow"
-    if isinstance(t, numbers.Integral) and not isinstance(t, bool) and not is_flow:
-        t = torch.full((batch,), check_int("t", t, lo=0, hi=n - 1))
-    elif isinstance(t, numbers.Real) and not isinstance(t, bool) and is_flow:
-        t = torch.full((batch,), float(check_number("t", t, lo=0, hi=n)))
-    whole = isinstance(t, torch.Tensor) and not t.is_floating_point() and t.dtype != torch.bool
-    ok = isinstance(t, torch.Tensor) and t.dtype != torch.bool and (is_flow or whole) and t.ndim == 1 \
-        and len(t) == batch and t.numel() > 0
-    top = n if is_flow else n - 1
-    if not ok or float(t.min()) < 0 or float(t.max()) > top:
-        got = (f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} with values "
-               f"{t.min().item()}..{t.max().item()}" if isinstance(t, torch.Tensor) and t.numel()
-               else repr(t))
-        what = f"a number in [0, {n}]" if is_flow else f"a timestep in 0..{n - 1}"
-        raise SDLibError(f"t must be {what} or a{'' if is_flow else 'n integer'} tensor ({batch},) of "
-                         f"them, got {got}.")
-    return t
-
-
 # ---------------------------------------------------------------- training: forward process, target
 def add_noise(scheduler, x0, noise, t):
     """x_t at the model's training timesteps t (B,): VP x_t = sqrt(alpha_bar_t) x0 +
@@ -161,3 +137,28 @@ def noise_to(scheduler, x0, noise, t):
     if kind(scheduler) == "flow":
         return scheduler.scale_noise(x0, t, noise)
     return scheduler.add_noise(x0, noise, t)
+
+
+# ---------------------------------------------------------------- argument checks
+def check_timesteps(scheduler, t, batch):
+    """t as a (batch,) tensor of the model's training timesteps: whole numbers 0..T-1 for VP, any
+    number in [0, T] for flow (sigma * T); a single number stands for every row.
+    Used here and by training.objective; timesteps are taught in notebooks/02, section 1."""
+    n = num_train_timesteps(scheduler)
+    is_flow = kind(scheduler) == "flow"
+    if isinstance(t, numbers.Integral) and not isinstance(t, bool) and not is_flow:
+        t = torch.full((batch,), check_int("t", t, lo=0, hi=n - 1))
+    elif isinstance(t, numbers.Real) and not isinstance(t, bool) and is_flow:
+        t = torch.full((batch,), float(check_number("t", t, lo=0, hi=n)))
+    whole = isinstance(t, torch.Tensor) and not t.is_floating_point() and t.dtype != torch.bool
+    ok = isinstance(t, torch.Tensor) and t.dtype != torch.bool and (is_flow or whole) and t.ndim == 1 \
+        and len(t) == batch and t.numel() > 0
+    top = n if is_flow else n - 1
+    if not ok or float(t.min()) < 0 or float(t.max()) > top:
+        got = (f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')} with values "
+               f"{t.min().item()}..{t.max().item()}" if isinstance(t, torch.Tensor) and t.numel()
+               else repr(t))
+        what = f"a number in [0, {n}]" if is_flow else f"a timestep in 0..{n - 1}"
+        raise SDLibError(f"t must be {what} or a{'' if is_flow else 'n integer'} tensor ({batch},) of "
+                         f"them, got {got}.")
+    return t

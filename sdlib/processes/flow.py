@@ -15,12 +15,7 @@ go; no notebook teaches them yet, and no model here is trained with them yet.
 """
 import torch
 
-
-def _per_item(value, like):
-    """A number stays a number; a (B,) tensor becomes (B, 1, 1, 1) on like's device and dtype."""
-    if isinstance(value, torch.Tensor) and value.ndim == 1:
-        return value.to(like.device, like.dtype).view(-1, *[1] * (like.ndim - 1))
-    return value
+from .vp import _per_item  # a number stays a number; a (B,) tensor becomes (B, 1, 1, 1)
 
 
 def add_noise_flow(x0, noise, sigma):

@@ -7,7 +7,7 @@
 The folders follow the pipeline (the README's module map lists every module):
 
     models/        the bundle and its parts: loading, the VAE, the text encoder, the UNet's insides
-    conditioning/  what steers the denoiser besides the noise: editing and adding word embeddings
+    conditioning/  what steers the denoiser besides the noise: word embeddings, ControlNet
     processes/     the forward processes (DDPM/VP, flow matching): noise, targets, x0
     sampling/      the loop, its schedulers, guidance, inpainting, step caching
     training/      the training objective, textual inversion, DreamBooth-LoRA
@@ -20,7 +20,7 @@ The module names from before this layout (`sdlib.schedule`, `sdlib.sampler`, ...
 (`sdlib._old_names`).
 """
 from . import images, processes
-from .conditioning import embeddings  # noqa: F401
+from .conditioning import control, embeddings  # noqa: F401
 from .display import animate, explore_embeddings, explore_guidance, explore_latents, explore_noise, plot  # noqa: F401
 from .measure import metrics, speed  # noqa: F401
 from .models import device, load, text, unet, vae  # noqa: F401
@@ -35,6 +35,7 @@ from .models.load import SD, SD_V1, load_sd, n_params, ready_line
 from .models.vae import decode, encode
 from .display.plot import plot_bars, plot_curves, save_fig, show_images, show_latents
 from .sampling.sampler import generate
+from .conditioning.control import load_controlnet
 from .sampling.schedulers import make_scheduler
 from .models.text import encode_text, tokenize
 

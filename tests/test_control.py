@@ -68,3 +68,88 @@ def test_training_stage_resumes_exactly(tmp_path):
     assert {v.dtype for v in weights.values()} == {torch.float16}  # shipped in half precision
     exported = ControlNetModel.from_pretrained(tmp_path / "export", torch_dtype=torch.float32)
     assert torch.equal(exported.conv_in.weight, a["conv_in.weight"].half().float())
+
+
+# ---------------------------------------------------------------- the sampler's ControlNet stage
+def control_pipe_pixels(sd, seed, **kw):
+    """diffusers' StableDiffusionControlNetPipeline made from the bundle's very parts."""
+    from diffusers import StableDiffusionControlNetPipeline
+
+    pipe = StableDiffusionControlNetPipeline(
+        vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer, unet=sd.unet, controlnet=sd.controlnet,
+        scheduler=sd.scheduler, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    out = pipe(generator=torch.Generator("cpu").manual_seed(seed), output_type="np", **kw)
+    return torch.from_numpy(out.images).permute(0, 3, 1, 2)  # (B, 3, H, W)
+
+
+@pytest.fixture(scope="module")
+def controlled_sd():
+    """The built-in model with a ControlNet whose zero convolutions are random (so it steers)."""
+    import dataclasses
+
+    from sdlib.testing.twins import twin_controlnet
+
+    sd = sdlib.load_sd("builtin", device="cpu")
+    return dataclasses.replace(sd, controlnet=twin_controlnet(sd.unet, seed=1).eval())
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.6, 1.5])
+def test_controlnet_loop_matches_the_pipeline(controlled_sd, scale):
+    sd = controlled_sd
+    scene = C.plain_scene("red", "circle", (0.3, 0.6), 0.3)
+    control = sdlib.to_pil(C.control_images([scene], sd.image_size))[0]  # a PIL image, as a learner passes it
+    ref = control_pipe_pixels(sd, 2, prompt="a red circle", image=control, num_inference_steps=5,
+                              guidance_scale=7.5, controlnet_conditioning_scale=scale)
+    mine = sdlib.generate(sd, "a red circle", num_steps=5, seed=2, control_image=control,
+                          conditioning_scale=scale, output="tensor")
+    assert (mine - ref).abs().max() <= 1e-5
+    plain = sdlib.generate(sd, "a red circle", num_steps=5, seed=2, output="tensor")
+    assert (mine - plain).abs().max() > 0.01 if scale else (mine - plain).abs().max() <= 1e-6
+
+
+def test_controlnet_batch_and_negative_match_the_pipeline(controlled_sd):
+    sd = controlled_sd
+    maps = C.control_images([C.plain_scene("red", "square", (0.5, 0.5), 0.4)], sd.image_size)  # (1, 3, H, W)
+    prompts = ["a red square", "a blue circle"]
+    ref = control_pipe_pixels(sd, 0, prompt=prompts, negative_prompt=["a green triangle"] * 2, image=maps,
+                              num_inference_steps=4, guidance_scale=5.0)
+    mine = sdlib.generate(sd, prompts, "a green triangle", num_steps=4, guidance_scale=5.0, seed=0,
+                          control_image=maps, output="tensor")
+    assert (mine - ref).abs().max() <= 1e-5
+
+
+def test_controlnet_on_sd_v1_twin_matches_the_pipeline(tmp_path_factory):
+    """SD v1.4's shapes (PNDM, 768-wide CLIP), narrowed; its ControlNet found beside its parts."""
+    from sdlib.testing import twins
+
+    folder = twins.build_twin("sd-v1-4", tmp_path_factory.mktemp("twins") / "v1", sample_size=8, text_layers=2)
+    sd = sdlib.load_controlnet(sdlib.load_sd(str(folder), device="cpu"))
+    assert sdlib.control.default_controlnet(sd)[1] == "edges"
+    edges = C.control_images([C.plain_scene("red", "circle", (0.5, 0.5), 0.4)], sd.image_size, "edges")
+    ref = control_pipe_pixels(sd, 1, prompt="a photo of a cat", image=edges, num_inference_steps=4,
+                              controlnet_conditioning_scale=0.8)
+    mine = sdlib.generate(sd, "a photo of a cat", num_steps=4, seed=1, control_image=edges,
+                          conditioning_scale=0.8, output="tensor")
+    assert (mine - ref).abs().max() <= 1e-5
+
+
+def test_control_bad_inputs_are_one_clear_error(controlled_sd):
+    sd, size = controlled_sd, controlled_sd.image_size
+    good = C.control_images([C.plain_scene("red", "circle", (0.5, 0.5), 0.3)], size)
+    cases = [
+        (dict(control_image=good[:, :1]), "control_image must have 3 channels"),
+        (dict(control_image=good[..., :64]), f"control_image must be {size} x {size} pixels"),
+        (dict(control_image=good * 255), r"control_image must hold values in \[0, 1\]"),
+        (dict(control_image=good, conditioning_scale=-0.5), "conditioning_scale must be"),
+        (dict(conditioning_scale=0.5), "conditioning_scale is 0.5 but control_image is None"),
+    ]
+    for kw, message in cases:
+        with pytest.raises(sdlib.SDLibError, match=message):
+            sdlib.generate(sd, "a red circle", num_steps=2, **kw)
+    import dataclasses
+
+    with pytest.raises(sdlib.SDLibError, match="needs a ControlNet beside the model"):
+        sdlib.generate(dataclasses.replace(sd, controlnet=None), "a red circle", num_steps=2, control_image=good)
+    with pytest.raises(sdlib.SDLibError, match="cannot load a ControlNet from"):
+        sdlib.load_controlnet(sd, "/nonexistent/controlnet")

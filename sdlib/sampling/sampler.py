@@ -25,6 +25,7 @@ from ..errors import SDLibError
 from ..images import load_image, to_pil
 from ..models.load import check_sd
 from ..processes import noise_to, num_train_timesteps, predict_noise, predict_x0, sampler_sigma
+from ..conditioning.control import control_input, controlled
 from .guidance import cfg_embeddings, guided_output, loss_guidance
 from .schedulers import first_index, img2img_skip, make_scheduler
 from ..models.text import check_width, encode_text
@@ -35,8 +36,8 @@ OUTPUTS = ("pil", "tensor", "latents")
 def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5, seed=0,
              height=None, width=None, scheduler=None, init_image=None, strength=0.8,
              callback=None, loss_fn=None, loss_scale=0.0, loss_every=1, output="pil",
-             text_emb=None, uncond_emb=None):
-    """Text (and optionally an init image) -> image(s).
+             text_emb=None, uncond_emb=None, control_image=None, conditioning_scale=1.0):
+    """Text (and optionally an init image, a control image) -> image(s).
 
     prompt, negative_prompt: a string, or a list (one image each); the negative prompt stands in
         for the empty prompt in classifier-free guidance.
@@ -51,6 +52,9 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     output: "pil" (an image, or a list for a list of prompts), "tensor" (B, 3, H, W), "latents".
     text_emb, uncond_emb: (B, 77, D) embeddings to use instead of encoding prompt / negative_prompt
         (for edited or learned embeddings); the prompt may then be None.
+    control_image, conditioning_scale: ControlNet (`sd = sdlib.load_controlnet(sd)` first): the
+        map (height x width, in [0, 1]) steers every UNet call, its residuals scaled by
+        conditioning_scale >= 0 (`conditioning.control`; notebooks/09).
     Taught in notebooks/00 (the loop), notebooks/02, sections 7 to 9 (samplers, img2img) and
     notebooks/05 (guidance).
     """
@@ -67,6 +71,8 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     shape = (len(text_emb), sd.denoiser.config.in_channels, s["height"] // sd.vae_scale,
              s["width"] // sd.vae_scale)  # (B, 4, h, w)
     x_t, timesteps = initial_latents(sd, scheduler, num_steps, shape, g, init_image, strength)
+    if control_image is not None:  # ControlNet: the UNet steered by the map at every step (notebooks/09)
+        sd = controlled(sd, control_input(sd, control_image, s["height"], s["width"]), conditioning_scale)
 
     # 3. The loop: predict (with guidance), nudge on the loss, step.
     for i, t in enumerate(progress(timesteps)):
@@ -176,7 +182,7 @@ def finish(sd, x_t, output, single):
 # ---------------------------------------------------------------- one clear error per bad input
 def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scale, seed, height,
                         width, scheduler, init_image, strength, callback, loss_fn, loss_scale,
-                        loss_every, output, text_emb, uncond_emb):
+                        loss_every, output, text_emb, uncond_emb, control_image, conditioning_scale):
     """Check every argument of `generate`; return the normalised ones (prompts, negatives,
     height, width, a fresh scheduler). Raises SDLibError naming the argument and what is allowed.
     Used by generate; the loop is taught in notebooks/00."""
@@ -233,5 +239,11 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
         raise SDLibError(f"loss_scale is {loss_scale:g} but loss_fn is None; pass loss_fn= "
                          "(e.g. sdlib.guidance.blue_loss) or leave loss_scale at 0.")
     check_choice("output", output, OUTPUTS)
+    check_number("conditioning_scale", conditioning_scale, lo=0)
+    if control_image is not None and sd.controlnet is None:
+        raise SDLibError("control_image needs a ControlNet beside the model: sd = sdlib.load_controlnet(sd) first.")
+    if control_image is None and conditioning_scale != 1.0:
+        raise SDLibError(f"conditioning_scale is {conditioning_scale:g} but control_image is None; pass "
+                         "control_image= (a map the picture's size) or leave conditioning_scale at 1.")
     return dict(prompts=prompts * (n if len(prompts) == 1 and n > 1 else 1), negatives=negatives,
                 height=size["height"], width=size["width"], scheduler=copy.deepcopy(scheduler))

@@ -94,7 +94,8 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
                text_layers=None):
     """Write twin `name` as a diffusers SD folder (safetensors), the same layout as the hub's:
     model_index.json (with its safety checker and feature extractor entries), scheduler,
-    tokenizer, text_encoder, unet, vae, feature_extractor and a stand-in safety_checker.
+    tokenizer, text_encoder, unet, vae, feature_extractor and a stand-in safety_checker; beside
+    them a `controlnet/` of the UNet's shape (`twin_controlnet`; `load_controlnet` finds it).
     fp16_variants: also write `*.fp16.safetensors` beside the weights, as the hub folders have.
     text_layers: a shallower text encoder (see `twin_configs`), for the notebook runs in CI.
     Used by the tests of the real-SD path; a twin's config is read in notebooks/06, section 8."""
@@ -111,6 +112,7 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
     parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**cfg["text"]))
     torch.manual_seed(seed + 2)
     parts["unet"] = UNet2DConditionModel(**cfg["unet"])
+    parts["controlnet"] = twin_controlnet(parts["unet"], seed + 3)
     for sub, model in parts.items():
         model.save_pretrained(tmp / sub, safe_serialization=True)
         if fp16_variants:
@@ -126,6 +128,23 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
         shutil.rmtree(folder)
     tmp.rename(folder)
     return folder
+
+
+def twin_controlnet(unet, seed=0, std=0.02):
+    """A ControlNet of `unet`'s shape (`ControlNetModel.from_unet`: the encoder copied) whose zero
+    convolutions are instead drawn at random (normal, `std`), so that it changes the UNet's output
+    and a test comparing two ControlNet loops compares something. Used by build_twin and the
+    ControlNet tests; ControlNet is taught in notebooks/09."""
+    from diffusers import ControlNetModel
+
+    controlnet = ControlNetModel.from_unet(unet)
+    g = torch.Generator().manual_seed(seed)
+    zero_convs = [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                  controlnet.controlnet_cond_embedding.conv_out]
+    with torch.no_grad():
+        for p in (p for conv in zero_convs for p in conv.parameters()):
+            p.copy_(torch.randn(p.shape, generator=g) * std)
+    return controlnet
 
 
 def _write_hub_extras(folder, cfg):

@@ -37,8 +37,10 @@ REAL = {
     "sd-v1-4": (768, 12, 12, 8, False, False, 64, "PNDMScheduler", "epsilon", "<|endoftext|>"),
     "sd-v1-5": (768, 12, 12, 8, False, False, 64, "PNDMScheduler", "epsilon", "<|endoftext|>"),
     "sd-2-1-base": (1024, 23, 16, [5, 10, 20, 20], True, False, 64, "PNDMScheduler", "epsilon", "!"),
+    "sd-2-depth": (1024, 23, 16, [5, 10, 20, 20], True, False, 64, "PNDMScheduler", "epsilon", "!"),
     "sd-2-1": (1024, 23, 16, [5, 10, 20, 20], True, True, 96, "DDIMScheduler", "v_prediction", "!"),
 }
+IN_CHANNELS = {"sd-2-depth": 5}  # 4 latent channels + the depth map
 
 
 @pytest.mark.parametrize("name", list(REAL))
@@ -57,6 +59,7 @@ def test_twin_configs_are_the_real_ones_narrowed(name):
     assert cfg["pad_token"] == pad
     assert cfg["vae"]["scaling_factor"] == 0.18215
     assert cfg["unet"]["block_out_channels"] == [32, 64, 128, 128]  # SD's 320..1280, / 10
+    assert cfg["unet"]["in_channels"] == IN_CHANNELS.get(name, 4)
     assert twins.TWINS[name]["unet"]["block_out_channels"] == [320, 640, 1280, 1280]
 
 

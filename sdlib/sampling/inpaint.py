@@ -235,7 +235,8 @@ def check_inpaint_args(sd, *, image, mask, prompt, negative_prompt, num_steps, g
         sd, prompt=prompt, negative_prompt=negative_prompt, num_steps=num_steps,
         guidance_scale=guidance_scale, seed=seed, height=image.height, width=image.width,
         scheduler=scheduler, init_image=image, strength=strength, callback=None, loss_fn=None,
-        loss_scale=0.0, loss_every=1, output=output, text_emb=None, uncond_emb=None)
+        loss_scale=0.0, loss_every=1, output=output, text_emb=None, uncond_emb=None, control_image=None,
+        conditioning_scale=1.0, depth_map=None)
     m = pixel_mask(mask)  # (B, 1, H, W)
     if m.shape[-2:] != (image.height, image.width):
         raise SDLibError(f"mask is {m.shape[-1]}x{m.shape[-2]} but image is {image.width}x"

@@ -25,6 +25,7 @@ from ..errors import SDLibError
 from ..images import load_image, to_pil
 from ..models.load import check_sd
 from ..processes import noise_to, num_train_timesteps, predict_noise, predict_x0, sampler_sigma
+from ..conditioning.channels import depth_input, extra_channels, with_extra
 from ..conditioning.control import control_input, controlled
 from .guidance import cfg_embeddings, guided_output, loss_guidance
 from .schedulers import first_index, img2img_skip, make_scheduler
@@ -36,7 +37,7 @@ OUTPUTS = ("pil", "tensor", "latents")
 def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5, seed=0,
              height=None, width=None, scheduler=None, init_image=None, strength=0.8,
              callback=None, loss_fn=None, loss_scale=0.0, loss_every=1, output="pil",
-             text_emb=None, uncond_emb=None, control_image=None, conditioning_scale=1.0):
+             text_emb=None, uncond_emb=None, control_image=None, conditioning_scale=1.0, depth_map=None):
     """Text (and optionally an init image, a control image) -> image(s).
 
     prompt, negative_prompt: a string, or a list (one image each); the negative prompt stands in
@@ -55,6 +56,9 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     control_image, conditioning_scale: ControlNet (`sd = sdlib.load_controlnet(sd)` first): the
         map (height x width, in [0, 1]) steers every UNet call, its residuals scaled by
         conditioning_scale >= 0 (`conditioning.control`; notebooks/09).
+    depth_map: depth-to-image, for a UNet with one extra input channel: an (H, W) map (larger =
+        nearer) or a (B, H, W) batch, resized to latent size and rescaled to [-1, 1] beside the
+        latents at every step (`conditioning.channels`; notebooks/09).
     Taught in notebooks/00 (the loop), notebooks/02, sections 7 to 9 (samplers, img2img) and
     notebooks/05 (guidance).
     """
@@ -68,11 +72,13 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
     emb = cfg_embeddings(text_emb, uncond_emb, guidance_scale)  # (2B or B, 77, D)
 
     # 2. Timesteps, and the starting latents x_T (pure noise, or a noised image for img2img).
-    shape = (len(text_emb), sd.denoiser.config.in_channels, s["height"] // sd.vae_scale,
+    shape = (len(text_emb), sd.vae.config.latent_channels, s["height"] // sd.vae_scale,
              s["width"] // sd.vae_scale)  # (B, 4, h, w)
     x_t, timesteps = initial_latents(sd, scheduler, num_steps, shape, g, init_image, strength)
     if control_image is not None:  # ControlNet: the UNet steered by the map at every step (notebooks/09)
         sd = controlled(sd, control_input(sd, control_image, s["height"], s["width"]), conditioning_scale)
+    if depth_map is not None:  # depth-to-image: the map as one more input channel (notebooks/09)
+        sd = with_extra(sd, depth_input(sd, depth_map, s["height"], s["width"]))
 
     # 3. The loop: predict (with guidance), nudge on the loss, step.
     for i, t in enumerate(progress(timesteps)):
@@ -182,7 +188,8 @@ def finish(sd, x_t, output, single):
 # ---------------------------------------------------------------- one clear error per bad input
 def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scale, seed, height,
                         width, scheduler, init_image, strength, callback, loss_fn, loss_scale,
-                        loss_every, output, text_emb, uncond_emb, control_image, conditioning_scale):
+                        loss_every, output, text_emb, uncond_emb, control_image, conditioning_scale,
+                        depth_map):
     """Check every argument of `generate`; return the normalised ones (prompts, negatives,
     height, width, a fresh scheduler). Raises SDLibError naming the argument and what is allowed.
     Used by generate; the loop is taught in notebooks/00."""
@@ -245,5 +252,11 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
     if control_image is None and conditioning_scale != 1.0:
         raise SDLibError(f"conditioning_scale is {conditioning_scale:g} but control_image is None; pass "
                          "control_image= (a map the picture's size) or leave conditioning_scale at 1.")
+    if extra_channels(sd) != (0 if depth_map is None else 1):
+        raise SDLibError(f"the UNet reads {sd.denoiser.config.in_channels} input channels, the latents "
+                         f"{sd.vae.config.latent_channels}; "
+                         + ("depth_map needs a depth model (one extra channel)." if depth_map is not None else
+                            "pass depth_map= for a depth model (one extra), or use sdlib.inpaint for an "
+                            "inpainting model."))
     return dict(prompts=prompts * (n if len(prompts) == 1 and n > 1 else 1), negatives=negatives,
                 height=size["height"], width=size["width"], scheduler=copy.deepcopy(scheduler))

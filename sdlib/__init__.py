@@ -35,6 +35,7 @@ from .models.load import SD, SD_V1, load_sd, n_params, ready_line
 from .models.vae import decode, encode
 from .display.plot import plot_bars, plot_curves, save_fig, show_images, show_latents
 from .sampling.sampler import generate
+from .sampling.upscale import upscale
 from .conditioning.control import load_controlnet
 from .sampling.schedulers import make_scheduler
 from .models.text import encode_text, tokenize

@@ -24,18 +24,21 @@ from ..models.load import check_sd
 class Concatenated(torch.nn.Module):
     """A UNet that reads the latents with `extra` (1 or B, k, h, w) beside them, called like the
     UNet itself (x_t (B, 4, h, w), t, encoder_hidden_states=...). A batch that is a multiple of
-    the extra's (classifier-free guidance doubles it) reuses it in order, as diffusers' depth
-    pipeline does. Taught in notebooks/09."""
+    the extra's (classifier-free guidance doubles it) reuses it in order, as diffusers' depth and
+    upscale pipelines do. class_labels (1,): a class the UNet also reads at every call (the
+    upscaler's noise level), repeated to the batch. Taught in notebooks/09."""
 
-    def __init__(self, unet, extra):
+    def __init__(self, unet, extra, class_labels=None):
         super().__init__()
-        self.unet, self.extra = unet, extra
+        self.unet, self.extra, self.class_labels = unet, extra, class_labels
         self.config = unet.config
 
     def forward(self, sample, timestep, encoder_hidden_states, **kwargs):
         extra = self.extra.to(sample.device, sample.dtype)
         extra = extra.repeat(len(sample) // len(extra), 1, 1, 1)  # (B, k, h, w)
         x_in = torch.cat([sample, extra], dim=1)  # (B, 4 + k, h, w)
+        if self.class_labels is not None:
+            kwargs["class_labels"] = self.class_labels.to(sample.device).repeat(len(sample) // len(self.class_labels))
         return self.unet(x_in, timestep, encoder_hidden_states=encoder_hidden_states, **kwargs)
 
 
@@ -69,13 +72,13 @@ def depth_input(sd, depth_map, height, width):
     return (2.0 * (d - lo) / (hi - lo) - 1.0).to(sd.dtype)  # (B, 1, h, w) in [-1, 1]
 
 
-def with_extra(sd, extra):
+def with_extra(sd, extra, class_labels=None):
     """`sd` whose UNet reads `extra` beside the latents (`Concatenated`), for the sampler's loop.
-    Used by generate; taught in notebooks/09."""
+    Used by generate and upscale; taught in notebooks/09."""
     if extra.shape[1] != extra_channels(sd):
         raise SDLibError(f"the UNet reads {sd.denoiser.config.in_channels} input channels, the latents "
                          f"{sd.vae.config.latent_channels}: it takes {extra_channels(sd)} extra, got {extra.shape[1]}.")
-    return dataclasses.replace(sd, unet=Concatenated(sd.unet, extra))
+    return dataclasses.replace(sd, unet=Concatenated(sd.unet, extra, class_labels))
 
 
 def widen_conv_in(unet, extra):

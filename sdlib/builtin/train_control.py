@@ -1,9 +1,16 @@
-"""Training a ControlNet for the built-in model on CPU: the frozen UNet and text encoder, a trainable
-copy of the UNet's encoder (`ControlNetModel.from_unet`, Zhang et al. 2023), control maps drawn
-exactly from the scenes (`control_maps`). The loss is the library's objective
-(`sdlib.training.objective.loss`) on the controlled UNet (`sdlib.conditioning.control.Controlled`).
+"""Teaching the built-in model to follow a control map, two ways, on CPU, with control maps drawn
+exactly from the scenes (`control_maps`) and the library's objective (`sdlib.training.objective.loss`):
 
-    python -m sdlib.builtin.train_control --out ~/sdlib-runs/controlnet-mask --kind mask --steps 6000
+- `--method controlnet`: the UNet and the text encoder frozen, a trainable copy of the UNet's
+  encoder (`ControlNetModel.from_unet`, Zhang et al. 2023) steering it
+  (`sdlib.conditioning.control.Controlled`);
+- `--method concat`: SD 2's depth-to-image way: the UNet's first convolution widened by one input
+  channel (zero weights: `sdlib.conditioning.channels.widen_conv_in`) and the whole UNet
+  fine-tuned with the map at latent size beside the latents, rescaled per picture to [-1, 1] as
+  the depth pipeline does (`channels.rescaled_depth`; with one object the rescaled depth map and
+  the rescaled mask are the same map).
+
+    python -m sdlib.builtin.train_control --out ~/sdlib-runs/controlnet-mask --kind mask --steps 4000
     python -m sdlib.builtin.train_control --out ... --export sdlib/models/builtin-controlnet-mask
 
 Checkpoints every --every steps in --out (resumed from the newest); --init restarts from an
@@ -15,15 +22,15 @@ import time
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..conditioning.channels import Concatenated, rescaled_depth, widen_conv_in
 from ..conditioning.control import Controlled
 from ..images import to_tensor, to_vae_range
 from ..training import objective
 from . import control_maps, model
-from .train import (EMA, _checkpoint, _loop, _resume, clip_tokenizer, load_vae, step_seed, token_ids)
+from .train import EMA, _loop, _resume, clip_tokenizer, load_vae, step_seed, token_ids
 
 SEED_DATA = 9_000_000  # the control scenes' own seeds, apart from the UNet stage's
 
@@ -43,10 +50,11 @@ def encode_control_dataset(vae, n, seed, kind, batch=64):
     return torch.cat(zs), torch.cat(ids), torch.cat(maps)
 
 
-def control_step_loss(controlnet, unet, text, scheduler, x0_all, ids, maps, empty, batch, drop, seed, step):
+def control_step_loss(steer, text, scheduler, x0_all, ids, maps, empty, batch, drop, seed, step):
     """The loss at `step`: a batch of scaled latents with their captions (about `drop` of them
-    emptied, so the ControlNet also learns to steer unconditional predictions, as the paper drops
-    half) and their control maps; the objective on the UNet steered by the ControlNet."""
+    emptied, so the model also learns to follow the map in the unconditional predictions, as the
+    ControlNet paper drops half) and their control maps; the objective on `steer(maps)`, the
+    denoiser that reads them."""
     g = torch.Generator().manual_seed(step_seed(seed, step))
     idx = torch.randint(0, len(x0_all), (batch,), generator=g)
     x0 = x0_all[idx]  # (B, 4, h, w)
@@ -57,10 +65,10 @@ def control_step_loss(controlnet, unet, text, scheduler, x0_all, ids, maps, empt
     t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=g)
     with torch.no_grad():
         emb = text(tok)[0]  # (B, 77, D): the frozen text encoder
-    return objective.loss(Controlled(unet, controlnet, cond), scheduler, x0, emb, t, noise)
+    return objective.loss(steer(cond), scheduler, x0, emb, t, noise)
 
 
-def train_controlnet(args):
+def train(args):
     from diffusers import ControlNetModel, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
 
@@ -77,17 +85,27 @@ def train_controlnet(args):
     text.requires_grad_(False).eval()
     scale = json.loads((Path(args.model) / "vae" / "config.json").read_text())["scaling_factor"]  # SD's latent scale
     torch.manual_seed(args.seed)
-    if args.init:
-        controlnet = ControlNetModel.from_pretrained(args.init, torch_dtype=torch.float32)
+    if args.method == "controlnet":
+        if args.init:
+            trained = ControlNetModel.from_pretrained(args.init, torch_dtype=torch.float32)
+        else:
+            trained = ControlNetModel.from_unet(unet)  # the encoder copied, zero convolutions at zero
+        steer = partial(Controlled, unet, trained)  # maps (B, 3, H, W) -> the UNet steered by them
     else:
-        controlnet = ControlNetModel.from_unet(unet)  # the encoder copied, zero convolutions at zero
-    controlnet.train()
-    opt = torch.optim.AdamW(controlnet.parameters(), lr=args.lr)
-    ema = EMA({"controlnet": controlnet}, args.ema) if args.ema else None
-    start = _resume(args.out, {"controlnet": controlnet, **(ema.models if ema else {})}, opt)
+        if args.init:
+            trained = UNet2DConditionModel.from_pretrained(args.init, torch_dtype=torch.float32)
+        else:
+            trained = widen_conv_in(unet, 1)  # a fifth input channel, its weights at zero
+        h, w = data["z"].shape[-2:]
+        steer = lambda cond: Concatenated(trained, rescaled_depth(cond[:, :1], (h, w)))  # noqa: E731
+    trained.requires_grad_(True).train()
+    opt = torch.optim.AdamW(trained.parameters(), lr=args.lr)
+    name = "controlnet" if args.method == "controlnet" else "unet"
+    ema = EMA({name: trained}, args.ema) if args.ema else None
+    start = _resume(args.out, {name: trained, **(ema.models if ema else {})}, opt)
     scheduler = DDIMScheduler.from_pretrained(Path(args.model) / "scheduler")
     empty = token_ids(clip_tokenizer(), [""])[0]
-    loss_fn = partial(control_step_loss, controlnet, unet, text, scheduler, data["z"] * scale, data["ids"],
+    loss_fn = partial(control_step_loss, steer, text, scheduler, data["z"] * scale, data["ids"],
                       data["maps"], empty, args.batch, args.drop, args.seed)
 
     class _Local:  # _loop's accelerator, on one CPU process
@@ -96,20 +114,25 @@ def train_controlnet(args):
         clip_grad_norm_ = staticmethod(torch.nn.utils.clip_grad_norm_)
         unwrap_model = staticmethod(lambda m: m)
 
-    _loop(args, _Local(), start, {"controlnet": controlnet}, opt, loss_fn, ema)
+    _loop(args, _Local(), start, {name: trained}, opt, loss_fn, ema)
 
 
 def export(run, folder, dtype=torch.float16):
-    """The run's newest ControlNet (the EMA copy when kept) as a diffusers folder (safetensors)."""
+    """The run's newest ControlNet or widened UNet (the EMA copy when kept) as a diffusers folder
+    (safetensors)."""
     from diffusers import ControlNetModel, UNet2DConditionModel
     from diffusers.utils import logging
 
     logging.set_verbosity_error()  # "modules that should be kept in float32": there are none
     ck = sorted(Path(run).glob("step*"))[-1]
-    name = "ema_controlnet" if (ck / "ema_controlnet.safetensors").exists() else "controlnet"
-    controlnet = ControlNetModel.from_unet(UNet2DConditionModel(**model.UNET_CONFIG), load_weights_from_unet=False)
-    controlnet.load_state_dict(load_file(ck / f"{name}.safetensors"))
-    controlnet.to(dtype).save_pretrained(folder, safe_serialization=True)
+    name = next(n for n in ("ema_controlnet", "controlnet", "ema_unet", "unet") if (ck / f"{n}.safetensors").exists())
+    unet = UNet2DConditionModel(**model.UNET_CONFIG)
+    if name.endswith("controlnet"):
+        trained = ControlNetModel.from_unet(unet, load_weights_from_unet=False)
+    else:
+        trained = widen_conv_in(unet, 1)
+    trained.load_state_dict(load_file(ck / f"{name}.safetensors"))
+    trained.to(dtype).save_pretrained(folder, safe_serialization=True)
     return Path(folder)
 
 
@@ -117,6 +140,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/controlnet", help="run folder (checkpoints, loss.csv, data cache)")
     ap.add_argument("--model", default=str(model.SHIPPED), help="the built-in model's folder")
+    ap.add_argument("--method", choices=("controlnet", "concat"), default="controlnet",
+                    help="a ControlNet beside the frozen UNet, or the UNet fine-tuned with the map as a fifth channel")
     ap.add_argument("--kind", choices=control_maps.KINDS, default="mask")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch", type=int, default=8)
@@ -129,17 +154,16 @@ def main(argv=None):
     ap.add_argument("--until", type=int, default=0, help="stop (with a checkpoint) at this step")
     ap.add_argument("--minutes", type=float, default=0, help="fit --steps to this wall-clock budget")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    ap.add_argument("--init", default=None, help="start from this exported ControlNet folder")
+    ap.add_argument("--init", default=None, help="start from this exported folder (a ControlNet, or a widened UNet)")
     ap.add_argument("--export", default=None, help="write the newest checkpoint as a diffusers folder here")
     args = ap.parse_args(argv)
-    args.started, args.stage = time.monotonic(), f"controlnet-{args.kind}"
+    args.started, args.stage = time.monotonic(), f"{args.method}-{args.kind}"
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.export:
         print(export(args.out, args.export))
         return
-    np.random.seed(args.seed)
-    train_controlnet(args)
+    train(args)
 
 
 if __name__ == "__main__":

@@ -63,13 +63,19 @@ def depth_input(sd, depth_map, height, width):
     d = depth_map.reshape(-1, 1, *depth_map.shape[-2:]).to(sd.device, sd.dtype)  # (B, 1, H, W)
     if not torch.isfinite(d).all():
         raise SDLibError("depth_map must hold finite numbers.")
-    f = sd.vae_scale
-    d = torch.nn.functional.interpolate(d, size=(height // f, width // f), mode="bicubic", align_corners=False)
+    return rescaled_depth(d, (height // sd.vae_scale, width // sd.vae_scale)).to(sd.dtype)  # (B, 1, h, w)
+
+
+def rescaled_depth(d, size):
+    """Depth maps (B, 1, H, W) -> (B, 1, *size) in [-1, 1]: resized (bicubic), then each rescaled by
+    its own min and max, d = 2 (depth - min) / (max - min) - 1 (diffusers' `prepare_depth_map`).
+    Used by depth_input and the depth model's training; taught in notebooks/09."""
+    d = torch.nn.functional.interpolate(d, size=size, mode="bicubic", align_corners=False)
     lo, hi = d.amin(dim=[1, 2, 3], keepdim=True), d.amax(dim=[1, 2, 3], keepdim=True)
     if (hi == lo).any():
         raise SDLibError("depth_map must vary (its largest and smallest values differ): each map is "
                          "rescaled to [-1, 1] by them.")
-    return (2.0 * (d - lo) / (hi - lo) - 1.0).to(sd.dtype)  # (B, 1, h, w) in [-1, 1]
+    return 2.0 * (d - lo) / (hi - lo) - 1.0
 
 
 def with_extra(sd, extra, class_labels=None):

@@ -85,6 +85,13 @@ def control_images(scenes, size, kind="mask"):
     return maps[:, None].expand(-1, 3, -1, -1).contiguous()
 
 
+def shape_map(shape, centre, extent, size=128, kind="mask"):
+    """The control image (1, 3, size, size) in [0, 1] of one `shape` centred at `centre` (x, y as
+    fractions, from the top left) with bbox side `extent`: what the ControlNet explorer draws
+    (`sdlib.display.explore_control`, notebooks/09)."""
+    return control_images([plain_scene("red", shape, centre, extent)], size, kind)
+
+
 def make_control_batch(n, seed, size, split="train", kind="mask"):
     """n seeded (rendered images uint8 (n, size, size, 3), captions, scenes, maps (n, 3, size, size))."""
     from .scenes import _render_array

@@ -31,7 +31,7 @@ def two_objects(size):
 
 
 def randomised(unet, seed=0):
-    """The widened UNet with its new input weights drawn at random, so the depth channel matters."""
+    """The depth UNet with its depth input weights drawn at random, so the depth channel matters."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         unet.conv_in.weight[:, 4:] = torch.randn(unet.conv_in.weight[:, 4:].shape, generator=g) * 0.3
@@ -40,8 +40,10 @@ def randomised(unet, seed=0):
 
 @pytest.fixture(scope="module")
 def depth_sd():
+    from sdlib.testing.twins import twin_depth_unet
+
     sd = sdlib.load_sd("builtin", device="cpu")
-    return dataclasses.replace(sd, unet=randomised(widen_conv_in(sd.unet, 1)).eval())
+    return dataclasses.replace(sd, unet=twin_depth_unet(sd.unet).eval())
 
 
 def test_a_widened_unet_is_the_unet_exactly():
@@ -107,3 +109,17 @@ def test_depth_bad_inputs_are_one_clear_error(depth_sd):
             sdlib.generate(model, "a red square", num_steps=2, **kw)
     with pytest.raises(sdlib.SDLibError, match="extra must be a whole number"):
         widen_conv_in(plain.unet, 0)
+
+
+def test_the_depth_model_of_each_world(tmp_path_factory):
+    """A twin's depth UNet is found beside its parts; SD v1.x's is SD 2's depth model (by hub id)."""
+    from sdlib.conditioning import channels
+    from sdlib.testing import twins
+
+    folder = twins.build_twin("sd-v1-4", tmp_path_factory.mktemp("twins") / "v1", sample_size=8, text_layers=2)
+    sd = sdlib.load_sd(str(folder), device="cpu")
+    depth = channels.load_depth_model(sd)
+    assert (depth.unet.config.in_channels, channels.extra_channels(depth), depth.text_encoder) == (5, 1, sd.text_encoder)
+    assert channels.DEPTH_SD2 in sdlib.load.MOVED["stabilityai/stable-diffusion-2-depth"]
+    with pytest.raises(sdlib.SDLibError, match="no depth model is known"):
+        channels.load_depth_model(dataclasses.replace(sd, name=str(tmp_path_factory.mktemp("empty"))))

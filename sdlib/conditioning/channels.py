@@ -13,12 +13,17 @@ learns such an input by widening its first convolution with zero weights for the
 convolutions) and fine-tuning. Taught in notebooks/09_conditioning.
 """
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import SDLibError
-from ..models.load import check_sd
+from ..models import builtin_files
+from ..models.load import GPU_DEFAULTS, check_sd, load_sd
+
+DEPTH_BUILTIN = builtin_files.SHIPPED.parent / "builtin-depth"  # the built-in UNet, fine-tuned with a depth channel
+DEPTH_SD2 = "sd2-community/stable-diffusion-2-depth"  # SD 2's depth model (512 px, OpenCLIP text encoder)
 
 
 class Concatenated(torch.nn.Module):
@@ -105,3 +110,22 @@ def widen_conv_in(unet, extra):
     wide.conv_in = conv.to(old.weight.device, old.weight.dtype)
     wide.register_to_config(in_channels=old.in_channels + extra)
     return wide
+
+
+def load_depth_model(sd):
+    """A depth-to-image model of `sd`'s world: for the built-in model, the built-in model with its
+    UNet fine-tuned with a depth channel (`DEPTH_BUILTIN`, trained here: training/depth-builtin.md);
+    for a local folder with a `depth_unet/` beside its parts (the twins), that UNet; for SD v1.x
+    from the hub, SD 2's depth model (`DEPTH_SD2`: a whole model of its own, loaded anew).
+    Taught in notebooks/09."""
+    from diffusers import UNet2DConditionModel
+
+    check_sd(sd)
+    if sd.name in GPU_DEFAULTS:
+        return load_sd(DEPTH_SD2, device=sd.device, dtype=sd.dtype)
+    folder = DEPTH_BUILTIN if sd.name == builtin_files.NAME else Path(sd.name) / "depth_unet"
+    if not (folder / "config.json").exists():
+        raise SDLibError(f"no depth model is known for model {sd.name!r}: load one with sdlib.load_sd (SD 2's is "
+                         f"{DEPTH_SD2!r}), or widen this UNet with widen_conv_in and fine-tune it.")
+    unet = UNet2DConditionModel.from_pretrained(folder, torch_dtype=sd.dtype, use_safetensors=True)
+    return dataclasses.replace(sd, unet=unet.to(sd.device).eval(), name=f"{sd.name} (depth UNet)")

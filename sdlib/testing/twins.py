@@ -110,7 +110,8 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
     """Write twin `name` as a diffusers SD folder (safetensors), the same layout as the hub's:
     model_index.json (with its safety checker and feature extractor entries), scheduler,
     tokenizer, text_encoder, unet, vae, feature_extractor and a stand-in safety_checker; beside
-    them a `controlnet/` of the UNet's shape (`twin_controlnet`; `load_controlnet` finds it).
+    them a `controlnet/` and a `depth_unet/` of the UNet's shape (`twin_controlnet`,
+    `twin_depth_unet`; `load_controlnet` and `load_depth_model` find them).
     fp16_variants: also write `*.fp16.safetensors` beside the weights, as the hub folders have.
     text_layers: a shallower text encoder (see `twin_configs`), for the notebook runs in CI.
     Used by the tests of the real-SD path; a twin's config is read in notebooks/06, section 8."""
@@ -127,8 +128,9 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
     parts["text_encoder"] = CLIPTextModel(CLIPTextConfig(**cfg["text"]))
     torch.manual_seed(seed + 2)
     parts["unet"] = UNet2DConditionModel(**cfg["unet"])
-    if cfg["unet"]["in_channels"] == 4:  # a ControlNet steers a text-to-image UNet
+    if cfg["unet"]["in_channels"] == 4:  # a ControlNet and a depth UNet of the text-to-image UNet's shape
         parts["controlnet"] = twin_controlnet(parts["unet"], seed + 3)
+        parts["depth_unet"] = twin_depth_unet(parts["unet"], seed + 4)
     for sub, model in parts.items():
         model.save_pretrained(tmp / sub, safe_serialization=True)
         if fp16_variants:
@@ -161,6 +163,19 @@ def twin_controlnet(unet, seed=0, std=0.02):
         for p in (p for conv in zero_convs for p in conv.parameters()):
             p.copy_(torch.randn(p.shape, generator=g) * std)
     return controlnet
+
+
+def twin_depth_unet(unet, seed=0, std=0.3):
+    """`unet` with a fifth input channel (`conditioning.channels.widen_conv_in`) whose weights are
+    drawn at random (normal, `std`) instead of zero, so the depth map changes the output.
+    Used by build_twin and the depth tests; depth-to-image is taught in notebooks/09."""
+    from ..conditioning.channels import widen_conv_in
+
+    wide = widen_conv_in(unet, 1)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        wide.conv_in.weight[:, -1:] = torch.randn(wide.conv_in.weight[:, -1:].shape, generator=g) * std
+    return wide
 
 
 def _write_hub_extras(folder, cfg):

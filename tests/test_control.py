@@ -37,7 +37,11 @@ def test_a_new_controlnet_leaves_the_unet_as_it_was():
     from diffusers import ControlNetModel
 
     sd = sdlib.load_sd("builtin")
+    torch.manual_seed(0)
     controlnet = ControlNetModel.from_unet(sd.unet)
+    torch.manual_seed(0)  # the map's small convolutions start random
+    quiet = sdlib.control.untrained_controlnet(sd)  # the same, on sd's device and dtype
+    assert all(torch.equal(a, b) for a, b in zip(controlnet.state_dict().values(), quiet.state_dict().values()))
     g = torch.Generator().manual_seed(0)
     x_t = torch.randn(2, 4, 16, 16, generator=g)
     emb = sdlib.encode_text(sd, ["a red circle", ""])

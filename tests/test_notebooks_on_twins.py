@@ -90,13 +90,13 @@ def quick_steps(source):
 
 GUARD = """\
 # Put first by tests/test_notebooks_on_twins.py: the judge is not for real SD's pictures.
-import functools, inspect, sdlib.builtin.checker, sdlib.builtin.evaluate
+import functools, inspect, sdlib.builtin.checker, sdlib.builtin.evaluate, sdlib.builtin.evaluate_control
 def _builtin_only(f):
     @functools.wraps(f)
     def refuse(*args, **kwargs):
         raise AssertionError(f"built-in model only: {f.__module__}.{f.__name__} called on real SD's shapes")
     return refuse
-for _module in (sdlib.builtin.checker, sdlib.builtin.evaluate):
+for _module in (sdlib.builtin.checker, sdlib.builtin.evaluate, sdlib.builtin.evaluate_control):
     for _name, _f in inspect.getmembers(_module, inspect.isfunction):
         if not _name.startswith("_") and _f.__module__ == _module.__name__:
             setattr(_module, _name, _builtin_only(_f))

@@ -1,6 +1,7 @@
 """Measuring a ControlNet on held-out control maps: does the picture's object cover the map's?
 
     python -m sdlib.builtin.evaluate_control --controlnet sdlib/models/builtin-controlnet-mask --n 24
+    python -m sdlib.builtin.evaluate_control --depth sdlib/models/builtin-depth --n 24
 
 For n held-out control scenes (sizes and places training never drew: `control_maps.HELD_OUT_*`),
 each caption ("a red circle") is drawn from one seed with the ControlNet at every scale in
@@ -8,7 +9,9 @@ each caption ("a red circle") is drawn from one seed with the ControlNet at ever
 (`checker.object_mask`) is compared with the map's object: IoU (`metrics.iou`); the judge's colour
 and shape against the caption's tell whether the text is still followed. `conflict` gives each
 caption the map of another shape ("a red circle" over a square's mask) and counts which one the
-picture follows. Printed in notebooks/09 and the model card (`training/controlnet-mask.md`).
+picture follows. `--depth` measures a depth UNet the same way (the map as its fifth channel; no
+scale). Printed in notebooks/09 and the model cards (`training/controlnet-mask.md`,
+`training/depth-builtin.md`).
 """
 import argparse
 import dataclasses
@@ -32,9 +35,16 @@ def heldout_set(n, seed=0, size=128, kind="mask"):
 
 
 def _generate(sd, captions, maps, scale, seed, num_steps, guidance_scale, batch):
+    from ..conditioning.channels import extra_channels
+
     images = []
     for k in range(0, len(captions), batch):
-        kw = dict(control_image=maps[k:k + batch], conditioning_scale=scale) if sd.controlnet is not None else {}
+        if extra_channels(sd) == 1:  # a depth model: the map beside the latents
+            kw = dict(depth_map=maps[k:k + batch, 0])
+        elif sd.controlnet is not None:
+            kw = dict(control_image=maps[k:k + batch], conditioning_scale=scale)
+        else:
+            kw = {}
         images += generate(sd, captions[k:k + batch], num_steps=num_steps, guidance_scale=guidance_scale,
                            seed=seed + k, output="tensor", **kw).unbind(0)
     return images  # each (3, H, W) in [0, 1]
@@ -43,7 +53,8 @@ def _generate(sd, captions, maps, scale, seed, num_steps, guidance_scale, batch)
 def adherence(sd, captions, scenes, maps, scale, seed=0, num_steps=25, guidance_scale=7.5, batch=8):
     """{iou: the mean IoU of the judged object and the map's object, colour, shape: the shares of
     pictures whose judged colour / shape is the caption's, ious: each picture's IoU, images}.
-    `sd` without a ControlNet, or scale 0: the UNet alone."""
+    `sd` without a ControlNet, or scale 0: the UNet alone; a depth model (`channels.load_depth_model`):
+    the map as its fifth channel (scale unused)."""
     images = _generate(sd, captions, maps, scale, seed, num_steps, guidance_scale, batch)
     verdicts = [checker.judge(im) for im in images]
     ious = [iou(checker.object_mask(im), m[0]) for im, m in zip(images, maps)]
@@ -72,6 +83,7 @@ def conflict(sd, scenes, scale, seed=0, num_steps=25, guidance_scale=7.5, batch=
 
 def main(argv=None):
     import torch
+    from diffusers import UNet2DConditionModel
 
     from ..conditioning.control import load_controlnet
     from ..models.load import load_sd
@@ -79,6 +91,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="builtin")
     ap.add_argument("--controlnet", default=None, help="a ControlNet folder (default: the model's)")
+    ap.add_argument("--depth", default=None, help="measure this depth UNet folder instead (the map as a fifth channel)")
     ap.add_argument("--n", type=int, default=24, help="held-out control maps")
     ap.add_argument("--scales", default=",".join(map(str, SCALES)))
     ap.add_argument("--steps", type=int, default=25)
@@ -87,7 +100,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    sd = load_controlnet(load_sd(args.model, device="cpu"), args.controlnet)
+    sd = load_sd(args.model, device="cpu")
+    if args.depth:
+        unet = UNet2DConditionModel.from_pretrained(args.depth, torch_dtype=torch.float32, use_safetensors=True)
+        sd, args.scales = dataclasses.replace(sd, unet=unet.eval()), "1"
+    else:
+        sd = load_controlnet(sd, args.controlnet)
     captions, scenes, maps = heldout_set(args.n)
     rows = {}
     for scale in map(float, args.scales.split(",")):

@@ -212,7 +212,7 @@ def _loop(args, accelerator, start, models, opt, loss_fn, ema=None):
             break
         torch.manual_seed(step_seed(args.seed, step))  # per-step randomness: resume is exact
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, args.steps, args.lr)
+            group["lr"] = lr_at(step, args.steps, args.lr) * group.get("lr_scale", 1.0)
         loss = loss_fn(step)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)

@@ -99,7 +99,12 @@ def train(args):
         h, w = data["z"].shape[-2:]
         steer = lambda cond: Concatenated(trained, rescaled_depth(cond[:, :1], (h, w)))  # noqa: E731
     trained.requires_grad_(True).train()
-    opt = torch.optim.AdamW(trained.parameters(), lr=args.lr)
+    if args.method == "concat":  # the first convolution, whose new channel starts at zero, learns faster
+        first = list(trained.conv_in.parameters())
+        rest = [p for n, p in trained.named_parameters() if not n.startswith("conv_in.")]
+        opt = torch.optim.AdamW([{"params": first, "lr_scale": args.conv_in_lr_scale}, {"params": rest}], lr=args.lr)
+    else:
+        opt = torch.optim.AdamW(trained.parameters(), lr=args.lr)
     name = "controlnet" if args.method == "controlnet" else "unet"
     ema = EMA({name: trained}, args.ema) if args.ema else None
     start = _resume(args.out, {name: trained, **(ema.models if ema else {})}, opt)
@@ -154,6 +159,8 @@ def main(argv=None):
     ap.add_argument("--until", type=int, default=0, help="stop (with a checkpoint) at this step")
     ap.add_argument("--minutes", type=float, default=0, help="fit --steps to this wall-clock budget")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--conv-in-lr-scale", type=float, default=1.0,
+                    help="--method concat: the first convolution's learning rate, times --lr (its new channel starts at zero)")
     ap.add_argument("--init", default=None, help="start from this exported folder (a ControlNet, or a widened UNet)")
     ap.add_argument("--export", default=None, help="write the newest checkpoint as a diffusers folder here")
     args = ap.parse_args(argv)

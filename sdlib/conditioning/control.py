@@ -94,6 +94,20 @@ def load_controlnet(sd, source=None):
     return dataclasses.replace(sd, controlnet=controlnet.to(sd.device).eval())
 
 
+def untrained_controlnet(sd):
+    """A ControlNet made from `sd`'s UNet, not trained yet (`ControlNetModel.from_unet`: the encoder's
+    weights copied, the zero convolutions at zero, so its residuals are zero), on `sd`'s device and
+    dtype. Taught in notebooks/09, section 2."""
+    from diffusers import ControlNetModel
+
+    check_sd(sd)
+    if sd.unet is None:
+        raise SDLibError(f"a ControlNet steers a UNet; model {sd.name!r} has none (its denoiser is a transformer).")
+    controlnet = ControlNetModel.from_unet(sd.unet)
+    # torch's own Module.to: diffusers' `to` warns on every dtype cast ("should be kept in float32: []")
+    return torch.nn.Module.to(controlnet, sd.device, sd.dtype)
+
+
 def control_input(sd, control_image, height, width):
     """The control image as ControlNet reads it: (B, 3, height, width) in [0, 1] on the model's
     device. control_image: anything `load_image` takes (a PIL image, an (H, W) map, ...) or a

@@ -5,7 +5,7 @@
 
 Each notebook is executed on the SD v1.4 twin (`sdlib.testing.twins`: real SD v1.4's configs,
 narrower, at 64 px) with its real step counts, so it takes the SD branches a GPU run takes; a
-counting cell put first records every call to the UNet (and every cached step of notebook 08's step
+counting cell put first records every call to the UNet and a ControlNet (and every cached step of notebook 08's step
 caching, which runs only the UNet's shallow path: priced at its share of a full call), the VAE's
 encoder and decoder and the text encoder: its batch, its size, and whether it is a training call
 (gradients flow through it). Each
@@ -37,6 +37,7 @@ from execute_notebooks import ENV  # noqa: E402  (the environment notebooks are 
 from sdlib import speed  # noqa: E402
 from sdlib.testing import twins  # noqa: E402
 
+UNET_INPUTS = (4, 5, 9)  # latents; + a depth map (notebook 09); + a mask and its picture (inpainting)
 TWIN, TWIN_LATENT = "sd-v1-4", 8  # the twin's latent side: 64 px pictures, priced at 512 px
 REAL = twins.TWINS[TWIN]
 SCALE = REAL["unet"]["sample_size"] // TWIN_LATENT  # 8: every side x 8
@@ -59,8 +60,9 @@ def _count(cls, kind):
         _CALLS[key] = _CALLS.get(key, 0) + x.shape[0]  # items: calls x batch
         return forward(self, *args, **kwargs)
     cls.forward = counted
-for _cls, _kind in ((UNet2DConditionModel, "unet"), (Encoder, "vae_encode"), (Decoder, "vae_decode"),
-                    (CLIPTextModel, "text_encoder")):
+from diffusers import ControlNetModel
+for _cls, _kind in ((UNet2DConditionModel, "unet"), (ControlNetModel, "controlnet"), (Encoder, "vae_encode"),
+                    (Decoder, "vae_decode"), (CLIPTextModel, "text_encoder")):
     _count(_cls, _kind)
 from sdlib.sampling.step_cache import CachedUNet  # a cached step runs the UNet's shallow path only
 _shallow = CachedUNet._shallow
@@ -105,8 +107,12 @@ def real_parts():
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
+    from diffusers import ControlNetModel
+
     with torch.device("meta"):
-        return dict(unet=UNet2DConditionModel(**REAL["unet"]).half(), vae=AutoencoderKL(**REAL["vae"]).half(),
+        unet = UNet2DConditionModel(**REAL["unet"]).half()
+        return dict(unet=unet, vae=AutoencoderKL(**REAL["vae"]).half(),
+                    controlnet=ControlNetModel.from_unet(unet, load_weights_from_unet=False).half(),
                     text_encoder=CLIPTextModel(CLIPTextConfig(**REAL["text"])).half())
 
 
@@ -122,10 +128,15 @@ def tflop_per_item(parts, kind, shape):
 
     big = [shape[0], *(s * SCALE for s in shape[1:])] if kind != "text_encoder" else list(shape)
     unet, vae, te = parts["unet"], parts["vae"], parts["text_encoder"]
+    if kind in ("unet", "controlnet"):
+        big[0] = REAL["unet"]["in_channels"]  # a depth UNet's extra input channel: conv_in's share, left out
     if kind.startswith("unet_shallow_"):  # a cached step: the shallow path's share of a full call
         return shallow_tflop_per_item(unet, big, int(kind.rsplit("_", 1)[1]))
     call = {"unet": lambda: unet(_meta(1, *big), torch.tensor(500, device="meta"),
                                  encoder_hidden_states=_meta(1, 77, REAL["unet"]["cross_attention_dim"])),
+            "controlnet": lambda: parts["controlnet"](_meta(1, *big), torch.tensor(500, device="meta"),
+                                                      encoder_hidden_states=_meta(1, 77, REAL["unet"]["cross_attention_dim"]),
+                                                      controlnet_cond=_meta(1, 3, *(8 * b for b in big[1:]))),
             "vae_encode": lambda: vae.encoder(_meta(1, *big)),
             "vae_decode": lambda: vae.decoder(_meta(1, *big)),
             "text_encoder": lambda: te(torch.zeros(1, *big, dtype=torch.long, device="meta"))}[kind]
@@ -206,7 +217,7 @@ def main():
         notebooks = [nb for nb in notebooks if nb.name[:2] in args.notebooks]
     old = speed.gpu_predictions() if speed.GPU_PREDICTIONS.exists() else {}
     parts = real_parts()
-    params = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
+    params = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items() if k != "controlnet"}  # SD v1.4 itself
     one, two = saved_gb(parts["unet"], 1), saved_gb(parts["unet"], 2)
     price = {}
     result = dict(
@@ -229,6 +240,8 @@ def main():
             calls = count_calls(nb, folder, Path(tmp))
             tflop, items = 0.0, Counter()
             for (kind, shape, train), n in calls.items():
+                if kind in ("unet", "controlnet") and shape[0] not in UNET_INPUTS:
+                    continue  # notebook 09's x4 upscaler is a small twin on every device: not priced
                 key = (kind, tuple(shape))
                 if key not in price:
                     price[key] = tflop_per_item(parts, kind, shape)

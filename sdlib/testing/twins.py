@@ -131,10 +131,18 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
     if cfg["unet"]["in_channels"] == 4:  # a ControlNet and a depth UNet of the text-to-image UNet's shape
         parts["controlnet"] = twin_controlnet(parts["unet"], seed + 3)
         parts["depth_unet"] = twin_depth_unet(parts["unet"], seed + 4)
-    for sub, model in parts.items():
-        model.save_pretrained(tmp / sub, safe_serialization=True)
-        if fp16_variants:
-            model.to(torch.float16).save_pretrained(tmp / sub, safe_serialization=True, variant="fp16")
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # no "Writing model shards" bar in a notebook
+    try:
+        for sub, model in parts.items():
+            model.save_pretrained(tmp / sub, safe_serialization=True)
+            if fp16_variants:
+                model.to(torch.float16).save_pretrained(tmp / sub, safe_serialization=True, variant="fp16")
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
     (tmp / "scheduler").mkdir(parents=True, exist_ok=True)
     (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(cfg["scheduler"], indent=2))
     save_clip_tokenizer(tmp / "tokenizer", pad_token=cfg["pad_token"])

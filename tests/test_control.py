@@ -26,8 +26,8 @@ def test_held_out_maps_are_never_drawn_in_training():
     rng = np.random.default_rng(0)
     train = [C.control_scene(rng, "train").main for _ in range(300)]
     held = [C.control_scene(rng, "heldout").main for _ in range(50)]
-    assert not any(C._held_out(o.center, o.extent) for o in train)
-    assert all(C._held_out(o.center, o.extent) for o in held)
+    assert not any(C.is_held_out(o.center, o.extent) for o in train)
+    assert all(C.is_held_out(o.center, o.extent) for o in held)
     assert {o.colour + o.shape for o in train} <= {c + s for c, s in scenes.TRAIN_PAIRS}
     assert C.control_caption(C.plain_scene("orange", "circle", (0.5, 0.5), 0.3)) == "an orange circle"
 

@@ -26,7 +26,10 @@ HELD_OUT_CENTRES = (0.36, 0.40)  # a centre coordinate in this band (x or y) is 
 NEAR, FAR = 1.0, 0.35  # depth of the largest and the smallest object (background 0: far away)
 
 
-def _held_out(centre, extent):
+def is_held_out(centre, extent):
+    """Whether an object of bbox side `extent` at `centre` (fractions of the picture) is one that
+    training never draws: its size in a `HELD_OUT_EXTENTS` band or a coordinate of its centre in
+    `HELD_OUT_CENTRES`."""
     in_band = lambda v, band: band[0] <= v <= band[1]
     return any(in_band(extent, b) for b in HELD_OUT_EXTENTS) or any(in_band(c, HELD_OUT_CENTRES) for c in centre)
 
@@ -39,7 +42,7 @@ def control_scene(rng, split="train", pairs=TRAIN_PAIRS):
         extent = float(rng.uniform(*EXTENTS))
         lo = extent / 2 + MARGIN
         centre = tuple(float(v) for v in rng.uniform(lo, 1 - lo, 2))
-        if _held_out(centre, extent) == (split == "heldout"):
+        if is_held_out(centre, extent) == (split == "heldout"):
             break
     colour, shape = pairs[rng.integers(len(pairs))]
     obj = Obj(shape, colour, "medium", "middle", _jitter(rng, COLOURS[colour]), centre, extent)

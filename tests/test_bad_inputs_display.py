@@ -343,6 +343,8 @@ CASES = [
      "num_steps must be a whole number from 1 to 1000, got -2."),
 
     ("judge", lambda sd, x: C.judge(42), f"image must be {IMAGE_KINDS}; got int."),
+    ("object_mask", lambda sd, x: C.object_mask(42), f"image must be {IMAGE_KINDS}; got int."),
+    ("object_mask", lambda sd, x: C.object_mask(x.img, "mauve"), BACKGROUNDS + "'mauve'."),
     ("judge", lambda sd, x: C.judge(x.img, "mauve"), BACKGROUNDS + "'mauve'."),
     ("judge", lambda sd, x: C.judge(x.img, (1, 2)), BACKGROUNDS + "(1, 2)."),
     ("judge", lambda sd, x: C.judge(x.img, (0, 0, 300)), BACKGROUNDS + "(0, 0, 300)."),

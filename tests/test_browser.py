@@ -41,7 +41,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-EXPLORERS = [nb for nb in NOTEBOOKS if "explorer(" in nb.read_text()]  # 01, 02, 03, 05
+EXPLORERS = [nb for nb in NOTEBOOKS if "explorer(" in nb.read_text()]  # 01, 02, 03, 05, 09
 RUN_HERE = NOTEBOOKS if os.environ.get("SDLIB_BROWSER_RUN_ALL") == "1" else EXPLORERS
 sys.path.insert(0, str(ROOT / "tools"))
 import answers  # noqa: E402

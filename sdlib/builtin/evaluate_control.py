@@ -37,14 +37,11 @@ def heldout_set(n, seed=0, size=128, kind="mask"):
 def _generate(sd, captions, maps, scale, seed, num_steps, guidance_scale, batch):
     from ..conditioning.channels import extra_channels
 
+    depth, control = extra_channels(sd) == 1, sd.controlnet is not None  # a depth model: the map beside the latents
     images = []
     for k in range(0, len(captions), batch):
-        if extra_channels(sd) == 1:  # a depth model: the map beside the latents
-            kw = dict(depth_map=maps[k:k + batch, 0])
-        elif sd.controlnet is not None:
-            kw = dict(control_image=maps[k:k + batch], conditioning_scale=scale)
-        else:
-            kw = {}
+        kw = (dict(depth_map=maps[k:k + batch, 0]) if depth else
+              dict(control_image=maps[k:k + batch], conditioning_scale=scale) if control else {})
         images += generate(sd, captions[k:k + batch], num_steps=num_steps, guidance_scale=guidance_scale,
                            seed=seed + k, output="tensor", **kw).unbind(0)
     return images  # each (3, H, W) in [0, 1]

@@ -91,6 +91,7 @@ def train(args):
         else:
             trained = ControlNetModel.from_unet(unet)  # the encoder copied, zero convolutions at zero
         steer = partial(Controlled, unet, trained)  # maps (B, 3, H, W) -> the UNet steered by them
+        groups = [{"params": list(trained.parameters())}]
     else:
         if args.init:
             trained = UNet2DConditionModel.from_pretrained(args.init, torch_dtype=torch.float32)
@@ -98,13 +99,11 @@ def train(args):
             trained = widen_conv_in(unet, 1)  # a fifth input channel, its weights at zero
         h, w = data["z"].shape[-2:]
         steer = lambda cond: Concatenated(trained, rescaled_depth(cond[:, :1], (h, w)))  # noqa: E731
+        # the first convolution, whose new channel starts at zero, may learn faster (--conv-in-lr-scale)
+        groups = [{"params": list(trained.conv_in.parameters()), "lr_scale": args.conv_in_lr_scale},
+                  {"params": [p for n, p in trained.named_parameters() if not n.startswith("conv_in.")]}]
     trained.requires_grad_(True).train()
-    if args.method == "concat":  # the first convolution, whose new channel starts at zero, learns faster
-        first = list(trained.conv_in.parameters())
-        rest = [p for n, p in trained.named_parameters() if not n.startswith("conv_in.")]
-        opt = torch.optim.AdamW([{"params": first, "lr_scale": args.conv_in_lr_scale}, {"params": rest}], lr=args.lr)
-    else:
-        opt = torch.optim.AdamW(trained.parameters(), lr=args.lr)
+    opt = torch.optim.AdamW(groups, lr=args.lr)
     name = "controlnet" if args.method == "controlnet" else "unet"
     ema = EMA({name: trained}, args.ema) if args.ema else None
     start = _resume(args.out, {name: trained, **(ema.models if ema else {})}, opt)

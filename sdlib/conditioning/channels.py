@@ -57,7 +57,7 @@ def depth_input(sd, depth_map, height, width):
     """The depth channel as SD 2's depth-to-image pipeline makes it (`prepare_depth_map`):
     the map resized to latent size (bicubic), then rescaled per picture to [-1, 1]:
         d = 2 (depth - min) / (max - min) - 1
-    so only how depths compare inside one picture survives, not their values. depth_map: an
+    so a map scaled by a positive number or shifted (a depth + b, a > 0) gives the same channel. depth_map: an
     (H, W) array or tensor, or a (B, H, W) tensor, larger = nearer. Returns (1 or B, 1, h, w).
     Used by generate(depth_map=); taught in notebooks/09."""
     if isinstance(depth_map, np.ndarray):

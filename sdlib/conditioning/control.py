@@ -57,6 +57,12 @@ class Controlled(torch.nn.Module):
                          down_block_additional_residuals=down, mid_block_additional_residual=mid, **kwargs)
 
 
+def _check_unet(sd):
+    check_sd(sd)
+    if sd.unet is None:
+        raise SDLibError(f"a ControlNet steers a UNet; model {sd.name!r} has none (its denoiser is a transformer).")
+
+
 def default_controlnet(sd):
     """(where the course's ControlNet for this model is, the control map kind it reads): the
     built-in mask ControlNet, a Canny ControlNet for SD v1.x, or the `controlnet/` folder beside a
@@ -77,9 +83,7 @@ def load_controlnet(sd, source=None):
     Taught in notebooks/09, section 1."""
     from diffusers import ControlNetModel
 
-    check_sd(sd)
-    if sd.unet is None:
-        raise SDLibError(f"a ControlNet steers a UNet; model {sd.name!r} has none (its denoiser is a transformer).")
+    _check_unet(sd)
     source = default_controlnet(sd)[0] if source is None else source
     kw = dict(variant="fp16") if str(source) == CANNY_SD15 else {}
     try:
@@ -100,9 +104,7 @@ def untrained_controlnet(sd):
     dtype. Taught in notebooks/09, section 2."""
     from diffusers import ControlNetModel
 
-    check_sd(sd)
-    if sd.unet is None:
-        raise SDLibError(f"a ControlNet steers a UNet; model {sd.name!r} has none (its denoiser is a transformer).")
+    _check_unet(sd)
     controlnet = ControlNetModel.from_unet(sd.unet)
     # torch's own Module.to: diffusers' `to` warns on every dtype cast ("should be kept in float32: []")
     return torch.nn.Module.to(controlnet, sd.device, sd.dtype)

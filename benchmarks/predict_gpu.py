@@ -10,7 +10,8 @@ caching, which runs only the UNet's shallow path: priced at its share of a full 
 encoder and decoder and the text encoder: its batch, its size, and whether it is a training call
 (gradients flow through it). Each
 call is then priced at real SD v1.4's size (512 px) in FLOPs, counted on PyTorch's meta device
-(no weights, no arithmetic: `torch.utils.flop_counter`). Explorer cells (sliders) are left out, as
+(no weights, no arithmetic: `torch.utils.flop_counter`); calls of the built-in models a notebook
+loads beside SD (notebook 10's eps/flow pair, small in every world) are not priced. Explorer cells (sliders) are left out, as
 are cells that run only on a GPU (08's fp16 / torch.compile comparison). `sdlib.speed` turns the
 counts into seconds (`predicted_minutes`) and 07's training into time and memory
 (`predict_training`), with the assumptions it prints. Predictions, not measurements: on a GPU,
@@ -52,6 +53,8 @@ _CALLS = {}
 def _count(cls, kind):
     forward = cls.forward
     def counted(self, *args, **kwargs):
+        if getattr(self, "_not_priced", False):  # a part of the built-in pair (notebook 10): not SD's size
+            return forward(self, *args, **kwargs)
         x = args[0] if args else next(iter(kwargs.values()))  # sample, latents, pixels or input_ids
         tensors = [a for a in (*args, *kwargs.values()) if torch.is_tensor(a)]
         train = torch.is_grad_enabled() and (any(t.requires_grad for t in tensors)
@@ -71,6 +74,15 @@ def _counted_shallow(self, sample, timestep, text_emb):
     _CALLS[key] = _CALLS.get(key, 0) + sample.shape[0]
     return _shallow(self, sample, timestep, text_emb)
 CachedUNet._shallow = _counted_shallow
+import sdlib
+_load_sd = sdlib.load_sd
+def _marked(model=None, *args, **kwargs):  # the built-in pair that notebook 10 loads in every world
+    sd = _load_sd(model, *args, **kwargs)
+    if sd.name in ("builtin", "builtin-flow"):
+        for m in (sd.unet, sd.text_encoder, sd.vae.encoder, sd.vae.decoder):
+            m._not_priced = True
+    return sd
+sdlib.load_sd = _marked
 '''
 DUMP_CELL = "json.dump(_CALLS, open(os.environ['PREDICT_OUT'], 'w'))"
 RUN = ("import sys, nbformat; from nbclient import NotebookClient; "

@@ -13,6 +13,7 @@ from PIL import Image
 import sdlib
 from sdlib import animate as A
 from sdlib import explore_embeddings as XE
+from sdlib import explore_flow as XF
 from sdlib import explore_guidance as XG
 from sdlib import explore_latents as XL
 from sdlib import explore_noise as XN
@@ -35,7 +36,7 @@ def x(sd, tmp_path_factory):
     yield SimpleNamespace(
         img=Image.new("RGB", (16, 16), (200, 40, 0)), small=Image.new("RGB", (8, 8)),
         z=sdlib.encode(sd, Image.new("RGB", (64, 64))),  # (1, 4, 8, 8) on any model
-        fig=fig, ax=ax, scene=S.make_scene("red", "circle"),
+        fig=fig, ax=ax, scene=S.make_scene("red", "circle"), flow=sdlib.load_sd("builtin-flow", device="cpu"),
         file=tmp_path_factory.mktemp("f") / "a_file")
     plt.close(fig)
 
@@ -295,6 +296,22 @@ CASES = [
     ("explore_embeddings.explorer", lambda sd, x: XE.explorer(sd, num_steps=0),
      "num_steps must be a whole number from 1 to 1000, got 0."),
 
+    ("explore_flow.render", lambda sd, x: XF.render(sd, sd, "a"),
+     "eps must be a VP (eps) model and flow a flow-matching model, e.g. load_sd('builtin') and load_sd('builtin-flow'), "
+     "got 'builtin' (vp) and 'builtin' (vp)."),
+    ("explore_flow.render", lambda sd, x: XF.render(None, x.flow, "a"), NOT_SD + "NoneType."),
+    ("explore_flow.render", lambda sd, x: XF.render(sd, x.flow, 3), "prompt must be a string, got 3."),
+    ("explore_flow.render", lambda sd, x: XF.render(sd, x.flow, "a", num_steps=0),
+     "num_steps must be a whole number from 1 to 100, got 0."),
+    ("explore_flow.render", lambda sd, x: XF.render(sd, x.flow, "a", seed=-1),
+     "seed must be a whole number from 0 to 2**64 - 1, got -1."),
+    ("explore_flow.explorer", lambda sd, x: XF.explorer(x.flow, sd),
+     "eps must be a VP (eps) model and flow a flow-matching model"),
+    ("explore_flow.explorer", lambda sd, x: XF.explorer(sd, x.flow, prompt=["a"]),
+     "prompt must be a string (the text box's start), got ['a']."),
+    ("explore_flow.explorer", lambda sd, x: XF.explorer(sd, x.flow, seed=1.5),
+     "seed must be a whole number from 0 to 2**64 - 1, got 1.5."),
+
     ("plot_schedule", lambda sd, x: XN.plot_schedule("ddim"), f"scheduler {SCHEDULER}, got str."),
     ("plot_schedule", lambda sd, x: XN.plot_schedule(sd.scheduler, num_steps=0),
      "num_steps must be a whole number from 1 to 1000, got 0."),
@@ -426,7 +443,7 @@ def test_bad_input_is_one_clear_error(sd, x, function, call, message):
 def test_every_public_display_function_is_covered():
     """A new public function in these modules needs its bad-input cases here too."""
     modules = [("", m) for m in (IM, P, A, XL, XN, C)]
-    modules += [("explore_guidance.", XG), ("explore_embeddings.", XE)]
+    modules += [("explore_guidance.", XG), ("explore_embeddings.", XE), ("explore_flow.", XF)]
     public = {prefix + name for prefix, m in modules for name, f in vars(m).items()
               if callable(f) and not name.startswith("_") and getattr(f, "__module__", None) == m.__name__
               and not isinstance(f, type)}

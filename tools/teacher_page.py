@@ -27,7 +27,7 @@ TIMES = ROOT / "docs" / "notebook_times.json"
 
 HEAD = """# For teachers
 
-Nine notebooks, each about 15-25 minutes of reading, that run on any laptop CPU on the course's own
+Eleven notebooks (00 to 10), each about 15-25 minutes of reading, that run on any laptop CPU on the course's own
 small model, and on real Stable Diffusion on a Colab or Kaggle GPU by one setting. This page is
 written by `tools/teacher_page.py` from the notebooks; do not edit it by hand.
 

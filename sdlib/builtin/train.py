@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ..images import to_tensor, to_vae_range
+from .. import processes
 from ..training import objective
 from . import model, photos, scenes
 from ..models.clip_tokenizer import save_clip_tokenizer
@@ -349,7 +350,7 @@ def unet_step_loss(unet, text, scheduler, x0_all, ids, empty, batch, drop, seed,
     tok = ids[idx, torch.randint(0, ids.shape[1], (batch,), generator=g)]  # (B, 77): one wording
     tok[torch.rand(batch, generator=g) < drop] = empty  # ~10% unconditional
     noise = torch.randn(x0.shape, generator=g).to(x0)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=g).to(x0.device)
+    t = processes.draw_timesteps(scheduler, batch, g).to(x0.device)  # (B,): as the model's process draws them
     emb = text(tok.to(x0.device))[0]  # (B, 77, D)
     return objective.loss(unet, scheduler, x0, emb, t, noise)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from . import builtin_files as builtin  # where the built-in model lives (not the factory)
+from . import flow
 from ..checks import check_number, check_safetensors_file
 from .device import as_device, pick_device, pick_dtype
 from ..errors import SDLibError
@@ -115,6 +116,11 @@ class SD:
                                           and hasattr(scheduler, "step")):
             raise SDLibError(f"scheduler must be None (this bundle's) or a diffusers scheduler, "
                              f"got {type(scheduler).__name__}.")
+        from ..processes import kind
+
+        if kind(scheduler or self.scheduler) == "flow":
+            raise SDLibError("StableDiffusionPipeline samples the VP process only; this model is a flow model "
+                             "(sample it with sdlib.generate, notebooks/10).")
         return StableDiffusionPipeline(
             vae=self.vae, text_encoder=self.text_encoder, tokenizer=self.tokenizer,
             unet=self.unet, scheduler=scheduler or self.scheduler, safety_checker=None,
@@ -218,7 +224,8 @@ def _load_parts(source, local_only, dtype):
 def load_sd(model=None, device=None, dtype=None):
     """Load tokenizer, text encoder, VAE, UNet and scheduler into an `SD` bundle.
 
-    model: None (the default, see module doc), "builtin", a hub id, or a local folder.
+    model: None (the default, see module doc), "builtin", "builtin-flow" (the built-in model with
+        its flow-matching UNet, notebooks/10), a hub id, or a local folder.
     device: None/"auto" (cuda > mps > cpu, or $SDLIB_DEVICE), "cpu", "cuda", "mps".
     dtype: None (fp16 on CUDA, fp32 elsewhere) or a torch dtype / "fp16" / "fp32".
     Taught in notebooks/00 (the load cell, in every notebook) and section 3 (the parts).
@@ -232,6 +239,8 @@ def load_sd(model=None, device=None, dtype=None):
     name = str(model) if model is not None else default_model(device)
     if name == builtin.NAME:
         return _load(name, builtin.builtin_path(), True, device, dtype)
+    if name == flow.FLOW_NAME:  # the built-in model with its flow-matching UNet and scheduler
+        return _with_flow(_load(builtin.NAME, builtin.builtin_path(), True, device, dtype), flow.flow_folder())
     if Path(name).expanduser().exists():
         source = Path(name).expanduser()
         check_layout(source)
@@ -272,6 +281,21 @@ def _load(name, source, local_only, device, dtype):
     for m in (parts["text_encoder"], parts["vae"], parts["unet"]):
         m.to(device).eval().requires_grad_(False)
     return SD(device=device, dtype=dtype, name=name, **parts)
+
+
+def _with_flow(sd, folder):
+    """The bundle `sd` with the UNet and scheduler of the flow-model folder `folder` (its `unet/`
+    and `scheduler/`; the other parts are `sd`'s), named "builtin-flow". Used by load_sd;
+    taught in notebooks/10."""
+    import dataclasses
+
+    from diffusers import FlowMatchEulerDiscreteScheduler, UNet2DConditionModel
+
+    check_safetensors_file(next((Path(folder) / "unet").glob("*.safetensors")))
+    unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=sd.dtype, use_safetensors=True)
+    scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(folder, subfolder="scheduler")
+    return dataclasses.replace(sd, unet=unet.to(sd.device).eval().requires_grad_(False), scheduler=scheduler,
+                               name=flow.FLOW_NAME)
 
 
 def moved_to(name, say=False):

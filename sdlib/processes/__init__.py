@@ -9,7 +9,7 @@ with the model's scheduler and nothing else reads a scheduler's tables; each fun
   predicting the noise (eps), v, or x0 (`scheduler.config.prediction_type`); the VE view of the
   same process is how LMS and Euler hold their latents.
 - "flow" (`sdlib.processes.flow`): flow matching / rectified flow, SD3 and Flux: a straight line
-  from x0 to the noise and a model that predicts the velocity (no notebook teaches it yet).
+  from x0 to the noise and a model that predicts the velocity (notebooks/10).
 
     kind(scheduler)                               "vp" or "flow"
     add_noise(scheduler, x0, noise, t)            x_t at the model's training timesteps t (B,)
@@ -19,8 +19,10 @@ with the model's scheduler and nothing else reads a scheduler's tables; each fun
     predict_noise(scheduler, x_t, output, t)      the noise it implies
     sampler_sigma(scheduler, t)                   the noise level of the sampler's latents at t
     noise_variance(scheduler, t)                  Var of the noise in them (loss guidance)
+    initial_sigma(scheduler)                      the scale of the sampler's starting noise
+    model_input(scheduler, x_t, t)                what the denoiser reads (VE samplers rescale x_t)
 
-Taught in notebooks/02 (VP vs VE) and 07 (the training target).
+Taught in notebooks/02 (VP vs VE), 07 (the training target) and 10 (flow).
 """
 import numbers
 
@@ -128,6 +130,41 @@ def noise_variance(scheduler, t):
     if kind(scheduler) == "flow":
         return float(flow.sigma_of(scheduler, t)) ** 2
     return vp.noise_variance(scheduler, t)
+
+
+def initial_sigma(scheduler):
+    """The scale of the sampler's starting noise x_T = noise * it: VP the scheduler's
+    `init_noise_sigma` (1 for DDIM, the largest sigma for VE samplers such as Euler), flow 1
+    (sigma = 1 is pure noise). Used by generate's start; taught in notebooks/02, section 4 and
+    notebooks/10, section 3."""
+    if kind(scheduler) == "flow":
+        return 1.0
+    return scheduler.init_noise_sigma
+
+
+def model_input(scheduler, x_t, t):
+    """What the denoiser reads at the sampler's timestep t: VE samplers (LMS, Euler) rescale their
+    latents to the VP scale, x_t / sqrt(sigma^2 + 1) (`scale_model_input`); DDIM and flow
+    samplers hold the latents the model was trained on, so x_t itself. Shapes (B, C, h, w).
+    Used by guidance.guided_output; taught in notebooks/02, section 4."""
+    if kind(scheduler) == "flow":
+        return x_t
+    return scheduler.scale_model_input(x_t, t)
+
+
+def check_same_kind(name, scheduler, model_scheduler):
+    """`scheduler` if it samples the process the model was trained with (`model_scheduler`'s), else
+    SDLibError naming the argument: a VP sampler reads a velocity as noise, a flow sampler reads eps as
+    a velocity; both draw nonsense without an error of their own. Used by generate and the
+    explorers; the two processes are taught in notebooks/10, section 1."""
+    want, got = kind(model_scheduler), kind(scheduler)
+    if want != got:
+        examples = {"vp": "'ddim', 'euler', 'dpm++' or a DDIMScheduler",
+                    "flow": "'flow_euler' or a FlowMatchEulerDiscreteScheduler"}[want]
+        raise SDLibError(f"{name} must sample the model's own process ({want}: {examples}); "
+                         f"{type(scheduler).__name__} samples the {got} process, so it would read the "
+                         f"model's output as the wrong quantity.")
+    return scheduler
 
 
 def noise_to(scheduler, x0, noise, t):

@@ -50,7 +50,7 @@ def guided_output(sd, scheduler, x_t, t, emb, guidance_scale):
     Taught in notebooks/00, section 2 and notebooks/05, section 2."""
     cfg = len(emb) == 2 * len(x_t)
     x_in = torch.cat([x_t] * 2) if cfg else x_t  # (2B or B, 4, h, w)
-    x_in = scheduler.scale_model_input(x_in, t)  # VE samplers: x_t / sqrt(sigma^2 + 1)
+    x_in = processes.model_input(scheduler, x_in, t)  # VE samplers: x_t / sqrt(sigma^2 + 1)
     out = sd.denoiser(x_in, t, encoder_hidden_states=emb).sample
     if not cfg:
         return out

@@ -24,7 +24,8 @@ from ..checks import check_callable, check_choice, check_int, check_number, chec
 from ..errors import SDLibError
 from ..images import load_image, to_pil
 from ..models.load import check_sd
-from ..processes import noise_to, num_train_timesteps, predict_noise, predict_x0, sampler_sigma
+from ..processes import (check_same_kind, initial_sigma, noise_to, num_train_timesteps, predict_noise,
+                         predict_x0, sampler_sigma)
 from ..conditioning.channels import depth_input, extra_channels, with_extra
 from ..conditioning.control import control_input, controlled
 from .guidance import cfg_embeddings, guided_output, loss_guidance
@@ -146,7 +147,7 @@ def initial_latents(sd, scheduler, num_steps, shape, generator, init_image=None,
     timesteps = scheduler.timesteps
     if init_image is None:
         noise = torch.randn(shape, generator=generator, dtype=sd.dtype).to(sd.device)
-        return noise * scheduler.init_noise_sigma, timesteps  # (B, 4, h, w)
+        return noise * initial_sigma(scheduler), timesteps  # (B, 4, h, w)
     timesteps = img2img_timesteps(scheduler, num_steps, strength)
     height, width = shape[-2] * sd.vae_scale, shape[-1] * sd.vae_scale
     image = [load_image(init_image, size=(width, height))] * shape[0]
@@ -232,6 +233,7 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
     elif not (hasattr(scheduler, "set_timesteps") and hasattr(scheduler, "step")):
         raise SDLibError(f"scheduler must be None, a name like 'ddim' or 'euler', or a diffusers "
                          f"scheduler, got {type(scheduler).__name__}.")
+    check_same_kind("scheduler", scheduler, sd.scheduler)  # a VP sampler on a flow model, or the reverse
     strength = check_number("strength", strength, lo=0, hi=1, lo_open=True)
     if init_image is not None and int(num_steps * strength) < 1:
         raise SDLibError(f"strength {strength:g} with num_steps {num_steps} runs "

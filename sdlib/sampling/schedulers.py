@@ -12,7 +12,8 @@ from ..processes import num_train_timesteps, train_sigma
 
 SCHEDULERS = {"lms": "LMSDiscreteScheduler", "ddim": "DDIMScheduler", "pndm": "PNDMScheduler",
               "euler": "EulerDiscreteScheduler", "euler_a": "EulerAncestralDiscreteScheduler",
-              "dpm++": "DPMSolverMultistepScheduler", "ddpm": "DDPMScheduler"}
+              "dpm++": "DPMSolverMultistepScheduler", "ddpm": "DDPMScheduler",
+              "flow_euler": "FlowMatchEulerDiscreteScheduler"}  # the last for flow models (notebooks/10)
 
 
 def make_scheduler(name, like):

@@ -1,0 +1,33 @@
+"""The built-in flow-matching model: the built-in UNet fine-tuned with the rectified-flow objective
+(`sdlib.processes.flow`), sampled by diffusers' `FlowMatchEulerDiscreteScheduler`.
+
+Its folder (`FLOW_BUILTIN`, in the package) holds what differs from the built-in eps model, in the
+diffusers layout: `unet/` and `scheduler/`; the tokenizer, text encoder and VAE are the built-in
+model's (frozen while the UNet learned the new objective). `load_sd("builtin-flow")` puts the two
+together. Trained by `python -m sdlib.builtin.train_flow` (training/flow-builtin.md); taught in
+notebooks/10.
+"""
+from pathlib import Path
+
+from . import builtin_files
+
+FLOW_NAME = "builtin-flow"  # load_sd("builtin-flow"), and the folder name under sdlib/models/
+FLOW_BUILTIN = builtin_files.SHIPPED.parent / FLOW_NAME
+
+# diffusers' flow scheduler as SD3 configures it, with the shift SD3 uses at 1024 px replaced by
+# this model's (chosen by measurement in notebooks/10, section 5): sigmas from 1 down, t = sigma * 1000.
+FLOW_SCHEDULER_CONFIG = {
+    "_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.0,
+    "use_dynamic_shifting": False,
+}
+
+
+def flow_folder():
+    """The shipped flow model's folder; SDLibError when the package has none (a checkout before
+    training). Used by load_sd; taught in notebooks/10."""
+    from ..errors import SDLibError
+
+    if not (FLOW_BUILTIN / "unet" / "config.json").exists():
+        raise SDLibError(f"the built-in flow model is not in the package ({FLOW_BUILTIN}): train and export it "
+                         "with `python -m sdlib.builtin.train_flow` (training/flow-builtin.md).")
+    return Path(FLOW_BUILTIN)

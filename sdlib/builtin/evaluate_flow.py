@@ -75,6 +75,25 @@ def steps_table(models, n=8, seed=0, steps=STEPS, guidance_scale=7.5, reference_
     return table
 
 
+def shift_sweep(sd, n=16, seed=0, shifts=(1.0, 2.0, 3.0, 4.0, 6.0), steps=(4, 8), guidance_scale=7.5,
+                reference_steps=REFERENCE_STEPS):
+    """{(steps, shift): mean PSNR} of the flow model `sd` on n held-out prompts against its own
+    reference_steps picture: the shift moves where the steps go, not the path, so every shift is
+    measured against the same picture. Chooses the shipped config's shift (training/flow-builtin.md);
+    the sweep by hand: notebooks/10, section 5."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    prompts = [p for p, _ in scenes.eval_prompts(n, seed)]
+    ref = pictures(sd, prompts, reference_steps, None, seed, guidance_scale)
+    out = {}
+    for k in steps:
+        for s in shifts:
+            sch = FlowMatchEulerDiscreteScheduler.from_config(sd.scheduler.config, shift=s)
+            x = pictures(sd, prompts, k, sch, seed, guidance_scale)
+            out[k, s] = float(np.mean(np.atleast_1d(np.asarray(metrics.psnr(x, ref)))))
+    return out
+
+
 def main(argv=None):
     from . import evaluate
 
@@ -83,11 +102,17 @@ def main(argv=None):
     ap.add_argument("--n-adherence", type=int, default=48, help="held-out prompts of the 25-step adherence row")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    ap.add_argument("--shifts-only", action="store_true", help="only the shift sweep (to choose the config's shift)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.monotonic()
     models = {name: load_sd(name, device="cpu") for name in ("builtin", FLOW_NAME)}
+    sweep = shift_sweep(models[FLOW_NAME], args.n)
+    for (k, s), db in sweep.items():
+        print(f"flow, {k} steps, shift {s:g}: {db:.1f} dB vs its own {REFERENCE_STEPS}-step picture", flush=True)
+    if args.shifts_only:
+        return
     adherence = {name: evaluate.adherence(m, 7.5, n=args.n_adherence) for name, m in models.items()}
     for name, res in adherence.items():
         print(f"{name}: 25 steps, CFG 7.5, {res['n']} held-out prompts: colour {res['colour_acc']:.1%}, "
@@ -104,7 +129,8 @@ def main(argv=None):
     if args.out:
         Path(args.out).write_text(json.dumps({"n_adherence": args.n_adherence, "adherence": adherence, "n": args.n,
                                               "table": table, "travel": travel, "minutes": round(minutes, 1),
-                                              "shift": models[FLOW_NAME].scheduler.config.shift}, indent=1) + "\n")
+                                              "shift": models[FLOW_NAME].scheduler.config.shift,
+                                              "shift_sweep": {f"{k} steps, shift {s:g}": db for (k, s), db in sweep.items()}}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

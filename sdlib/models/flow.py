@@ -14,10 +14,11 @@ from . import builtin_files
 FLOW_NAME = "builtin-flow"  # load_sd("builtin-flow"), and the folder name under sdlib/models/
 FLOW_BUILTIN = builtin_files.SHIPPED.parent / FLOW_NAME
 
-# diffusers' flow scheduler as SD3 configures it, with the shift SD3 uses at 1024 px replaced by
-# this model's (chosen by measurement in notebooks/10, section 5): sigmas from 1 down, t = sigma * 1000.
+# diffusers' flow scheduler, sigmas from 1 down and t = sigma * 1000, with the shift that brought 8
+# steps closest to the model's own 100-step picture among 1, 2, 3, 4 and 6 (`evaluate_flow
+# --shifts-only`, training/flow-builtin.md; swept in notebooks/10, section 5): 3, as SD3 uses at 1024 px.
 FLOW_SCHEDULER_CONFIG = {
-    "_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 1.0,
+    "_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0,
     "use_dynamic_shifting": False,
 }
 

@@ -25,8 +25,9 @@ from ..models import vae
 # A loss scale that turns the built-in model's pictures clearly bluer with loss_every=1 at 25 steps
 # (as `sdlib.builtin.evaluate.blue_effect` runs it: blue fraction 0.29 -> 0.55 on 8 held-out prompts)
 # without washing them out; with loss_every=2 at 10-15 steps about 100 does the same. Larger scales
-# trade the prompt for the loss. The scale means the same under every sampler
-# (`loss_guidance_step`); SD v1 at 512 px needs a few hundred (fast.ai's deep dive: 200).
+# trade the prompt for the loss. The scale means the same under every sampler of the VP process
+# (`loss_guidance_step`); SD v1 at 512 px needs a few hundred (fast.ai's deep dive: 200). A flow
+# model's x0 = x_t - sigma v moves far less per step at one scale (notebooks/10, section 7).
 DEFAULT_BLUE_SCALE = 30.0
 
 
@@ -81,8 +82,10 @@ def loss_guidance_step(scheduler, x_t, grad, t):
     Stable Diffusion deep dive). The same step written in the VP scale (x_VP = sqrt(alpha_bar) x_VE,
     so grad_VP = grad_VE / sqrt(alpha_bar)) is x_t - (1 - alpha_bar) * grad: its noise variance
     (`processes.noise_variance`). One `loss_scale` therefore moves the picture alike under DDIM
-    and Euler.
-    Taught in notebooks/05, section 4.
+    and Euler. On the flow path the noise's variance is sigma^2, and x0 = x_t - sigma v (v held
+    fixed) moves one for one with x_t, so a flow model's guess moves by sigma^2 * grad per step,
+    where an eps model's moves by (1 - alpha_bar) / alpha_bar * grad.
+    Taught in notebooks/05, section 4 (the flow case: notebooks/10, section 7).
     """
     return x_t - processes.noise_variance(scheduler, t) * grad
 

@@ -26,13 +26,13 @@ def test_render_is_generate_on_each_model_against_its_own_reference(sd, flow_sd,
 
 
 def test_explorer_controls_regenerate(sd, flow_sd, monkeypatch):
-    monkeypatch.setattr(X, "REFERENCE_STEPS", 4)
+    monkeypatch.setattr(X, "REFERENCE_STEPS", 12)
     X._REFERENCES.clear()
-    w = X.explorer(sd, flow_sd)
+    w = X.explorer(sd, flow_sd)  # opens at 8 steps
     assert [c.description for c in w.children[:-1]] == ["prompt", "steps", "seed"]
     first = w.result["flow"][0]
     w.children[1].value = 1
     assert sdlib.max_pixel_diff(w.result["flow"][0], first) > 0
-    w.children[1].value = 4  # the reference's own step count: the same picture
+    w.children[1].value = 12  # the reference's own step count: the same picture
     assert w.result["flow"][1] == float("inf") or w.result["flow"][1] > 60
     plt.close("all")

@@ -80,10 +80,12 @@ def gpu_line(row):
     """The predicted GPU minutes of one notebook, labelled, or what to run when there are none."""
     if not row:
         return "not predicted yet; run `benchmarks/predict_gpu.py`, or measure it with the benchmark above."
-    shown = lambda m: f"{m:.1f} min"  # as notebook 08, section 6, prints it
+    shown = lambda m: f"{m:.1f} min" if m >= 0.05 else "under 0.1 min"  # as notebook 08, section 6, prints it
+    small = ("; only SD-sized calls are priced, not the built-in models a notebook runs beside SD"
+             if max(row.values()) < 0.05 else "")
     return ("predicted (not measured) computing time " + ", ".join(f"{shown(m)} on a{'n' * gpu.startswith('A')} {gpu}"
                                                                   for gpu, m in row.items())
-            + ", without loading the weights (the assumptions: notebook 08, section 6); "
+            + f", without loading the weights (the assumptions: notebook 08, section 6){small}; "
             "measure it with the benchmark above.")
 
 

@@ -7,7 +7,7 @@ the PSNR against each model's own REFERENCE_STEPS picture printed above.
 
     sdlib.display.explore_flow.explorer(eps, flow)   # eps = load_sd("builtin"), flow = load_sd("builtin-flow")
 
-Taught in notebooks/10, section 8.
+Taught in notebooks/10, section 9.
 """
 from .. import processes
 from ..checks import check_int, check_seed
@@ -41,7 +41,7 @@ def _reference(sd, prompt, seed):
 
 def render(eps, flow, prompt, num_steps=4, seed=0):
     """{"eps": (picture, PSNR dB vs its REFERENCE_STEPS picture), "flow": (...)} at `num_steps`, one
-    seed for all four pictures. Used by explorer; taught in notebooks/10, section 8."""
+    seed for all four pictures. Used by explorer; taught in notebooks/10, section 9."""
     _check_pair(eps, flow)
     check_int("num_steps", num_steps, lo=1, hi=REFERENCE_STEPS)
     check_seed(seed)
@@ -56,7 +56,7 @@ def render(eps, flow, prompt, num_steps=4, seed=0):
 
 def explorer(eps, flow, prompt="a purple triangle", seed=0):
     """An ipywidgets panel: the prompt, the number of steps (STEPS), the seed; shows the eps model
-    (its DDIM) and the flow model (Euler) at those steps. Taught in notebooks/10, section 8."""
+    (its DDIM) and the flow model (Euler) at those steps. Taught in notebooks/10, section 9."""
     import ipywidgets as W
 
     _check_pair(eps, flow)  # the widget hides errors raised on a move: check everything first
@@ -77,6 +77,6 @@ def explorer(eps, flow, prompt="a purple triangle", seed=0):
     return W.interactive(
         show,
         prompt=W.Text(prompt, description="prompt", continuous_update=False),
-        num_steps=W.SelectionSlider(options=STEPS, value=4, description="steps", **slider),
+        num_steps=W.SelectionSlider(options=STEPS, value=8, description="steps", **slider),
         seed=W.IntSlider(seed, min=0, max=20, description="seed", **slider),
     )

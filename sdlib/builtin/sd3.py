@@ -1,0 +1,265 @@
+"""The built-in SD3 in miniature: Stable Diffusion 3's parts and pipeline, at the built-in model's size.
+
+Exactly the classes of `stabilityai/stable-diffusion-3-medium-diffusers`, only narrower, so that it
+loads with `diffusers.StableDiffusion3Pipeline.from_pretrained(folder)` offline and trains on a CPU:
+
+- transformer: `SD3Transformer2DModel` (MM-DiT), on the built-in VAE's 16x16x4 latents of 128 px
+  pictures, cut into 2x2 patches: 64 image tokens, in joint attention with the text tokens.
+- text_encoder, text_encoder_2: two `CLIPTextModelWithProjection` on the real CLIP vocabulary
+  (SD3's CLIP-L and OpenCLIP bigG, here 32 wide each). The pipeline takes each one's penultimate
+  hidden states (77 tokens), concatenates them along the features (32 + 32 = 64) and pads them
+  with zeros to `joint_attention_dim`; the pooled prompt is the two projected EOS vectors side by
+  side (32 + 32 = `pooled_projection_dim`). `encode_prompt_sd3` does exactly that.
+- text_encoder_3 (SD3's T5-XXL): none. The pipeline then appends `max_sequence_length` (256 by
+  default) all-zero tokens to the 77 CLIP tokens: the transformer reads 77 + 256 context tokens.
+- vae: the built-in model's VAE (4 latent channels, not SD3's 16), with SD3's `shift_factor`
+  (0 here) and the built-in `scaling_factor`.
+- scheduler: `FlowMatchEulerDiscreteScheduler` with the built-in flow model's config
+  (`sdlib.models.flow.FLOW_SCHEDULER_CONFIG`, shift 1).
+
+`build_sd3(folder, seed)` writes a randomly initialised folder; `python -m sdlib.builtin.train_sd3`
+trains the transformer and both text encoders from scratch with flow matching and exports one.
+"""
+import copy
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..models.clip_tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
+from ..models.flow import FLOW_SCHEDULER_CONFIG
+from . import model
+
+SEED = 0
+LATENT_SIZE = model.IMAGE_SIZE // 8  # 16: the built-in VAE's latents of 128 px pictures
+MAX_SEQUENCE_LENGTH = 256  # the pipeline's default: that many zero "T5" tokens follow the 77 CLIP ones
+
+# SD3's two CLIPs: CLIP-L (quick_gelu) and OpenCLIP bigG (gelu), here 32 wide with 2 layers each.
+# Two layers, because the pipeline reads the penultimate hidden states: with one layer they would
+# be the token + position embeddings alone; the last layer only feeds the pooled vector.
+TEXT_CONFIG = dict(
+    vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=128, num_hidden_layers=2,
+    num_attention_heads=2, max_position_embeddings=MAX_LENGTH, hidden_act="quick_gelu",
+    bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=EOS_ID, projection_dim=32,
+)
+TEXT_CONFIG_2 = dict(TEXT_CONFIG, hidden_act="gelu")
+
+TRANSFORMER_CONFIG = dict(
+    sample_size=LATENT_SIZE, patch_size=2, in_channels=4, out_channels=4,
+    num_layers=4, attention_head_dim=32, num_attention_heads=4,   # width 128
+    joint_attention_dim=128,     # the CLIP features (32 + 32) padded with zeros to it, as SD3 pads 2048 to 4096
+    caption_projection_dim=128,  # = the width: context_embedder maps joint_attention_dim to it
+    pooled_projection_dim=TEXT_CONFIG["projection_dim"] + TEXT_CONFIG_2["projection_dim"],  # 64
+    pos_embed_max_size=16,       # sin-cos positions for up to 16x16 patches (256 px pictures)
+)
+
+MODEL_INDEX = {
+    "_class_name": "StableDiffusion3Pipeline", "_diffusers_version": "0.42.1",
+    "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
+    "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+    "text_encoder_3": [None, None],
+    "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "CLIPTokenizer"],
+    "tokenizer_3": [None, None],
+    "transformer": ["diffusers", "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"],
+    "image_encoder": [None, None], "feature_extractor": [None, None],
+}
+
+def dit_init(transformer):
+    """DiT's initialisation (Peebles & Xie 2023, sec. 3.2; MM-DiT's blocks are DiT's): Xavier-uniform
+    linear layers with zero biases, and every adaptive-norm modulation and the output projection
+    zero, so each block starts as the identity ("adaLN-Zero") and the first output is 0.
+    diffusers' class has no init of its own (it expects trained weights). In place; returns it."""
+    for m in transformer.modules():
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+    for name, m in transformer.named_modules():
+        if name.endswith(("norm1.linear", "norm1_context.linear", "norm_out.linear")) or name == "proj_out":
+            torch.nn.init.zeros_(m.weight)
+            torch.nn.init.zeros_(m.bias)
+    return transformer
+
+
+def new_parts(seed=SEED):
+    """The trained parts, randomly initialised from `seed`: {"transformer", "text_encoder",
+    "text_encoder_2"}, float32."""
+    from diffusers import SD3Transformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    transformer = dit_init(SD3Transformer2DModel(**TRANSFORMER_CONFIG))
+    torch.manual_seed(seed + 1)
+    text = CLIPTextModelWithProjection(CLIPTextConfig(**TEXT_CONFIG))
+    torch.manual_seed(seed + 2)
+    text_2 = CLIPTextModelWithProjection(CLIPTextConfig(**TEXT_CONFIG_2))
+    return {"transformer": transformer, "text_encoder": text, "text_encoder_2": text_2}
+
+
+def builtin_vae_folder():
+    """The built-in (SD v1-style) model folder whose VAE this model shares."""
+    return model.builtin_path()
+
+
+def sd3_vae(source=None):
+    """The built-in VAE as SD3's pipeline reads it: the weights of `source` (a model folder with a
+    vae/, by default the built-in model), its scaling_factor, and shift_factor 0 (the pipeline
+    decodes latents / scaling_factor + shift_factor). float32, frozen."""
+    from diffusers import AutoencoderKL
+
+    from .train import _weights
+
+    source = Path(source or builtin_vae_folder())
+    scale = json.loads((source / "vae" / "config.json").read_text())["scaling_factor"]
+    vae = AutoencoderKL(**dict(model.VAE_CONFIG, scaling_factor=scale, shift_factor=0.0))
+    vae.load_state_dict(_weights(source, "vae"))
+    return vae.eval().requires_grad_(False)
+
+
+def write_skeleton(folder):
+    """The weight-free parts: both tokenizers (SD v1's CLIP tokenizer, padded with EOS), the
+    scheduler config and model_index.json."""
+    folder = Path(folder)
+    (folder / "scheduler").mkdir(parents=True, exist_ok=True)
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(FLOW_SCHEDULER_CONFIG, indent=2))
+    for name in ("tokenizer", "tokenizer_2"):
+        save_clip_tokenizer(folder / name)
+    (folder / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
+    return folder
+
+
+def save_sd3(folder, parts, vae, dtype=torch.float16, note="", max_sequence_length=MAX_SEQUENCE_LENGTH):
+    """Write a complete StableDiffusion3Pipeline folder (safetensors) from the trained `parts`
+    (`new_parts`' keys) and `vae`, every weight in `dtype` (float16: half the size; load with
+    `torch_dtype=torch.float32` for a CPU, see `load_sd3`). Written to a temporary folder first,
+    then moved into place: an existing SD3 folder is replaced, any other folder left alone (an error)."""
+    from diffusers.utils import logging
+
+    logging.set_verbosity_error()  # "modules that should be kept in float32": there are none
+    folder = Path(folder)
+    index = folder / "model_index.json"
+    if folder.exists() and any(folder.iterdir()) and not (
+            index.exists() and json.loads(index.read_text()).get("_class_name") == MODEL_INDEX["_class_name"]):
+        raise FileExistsError(f"{folder} exists and is not a StableDiffusion3Pipeline folder: not replacing it")
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    write_skeleton(tmp)
+    for name, module in {**parts, "vae": vae}.items():
+        # a copy: the caller's (training) modules keep their dtype
+        copy.deepcopy(module).to(dtype).save_pretrained(tmp / name, safe_serialization=True)
+    (tmp / "README.md").write_text(
+        "# sdlib built-in SD3 in miniature\n\nStableDiffusion3Pipeline layout: SD3Transformer2DModel, two "
+        "CLIPTextModelWithProjection, no T5, the built-in VAE. See sdlib/builtin/sd3.py.\n"
+        "Load on a CPU with `StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, "
+        "tokenizer_3=None, torch_dtype=torch.float32)` (the weights are float16); call it with "
+        f"max_sequence_length={max_sequence_length}"
+        f"{' (the default)' if max_sequence_length == 256 else ''}, the zero T5 tokens it was trained with."
+        f"\n\n{note}")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder
+
+
+def build_sd3(folder, seed=SEED, vae_source=None):
+    """A randomly initialised miniature SD3 (transformer and text encoders from `seed`, the
+    built-in VAE) written to `folder` in the diffusers layout; returns the folder."""
+    return save_sd3(folder, new_parts(seed), sd3_vae(vae_source), note=f"Randomly initialised from seed {seed}.\n")
+
+
+def load_sd3(folder, dtype=torch.float32):
+    """StableDiffusion3Pipeline.from_pretrained(folder) with no T5, in `dtype` (float32 on a CPU)."""
+    from diffusers import StableDiffusion3Pipeline
+
+    return StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, tokenizer_3=None,
+                                                    torch_dtype=dtype)
+
+
+def encode_prompt_sd3(text_encoders, ids, max_sequence_length=MAX_SEQUENCE_LENGTH, joint_attention_dim=None,
+                      ids_2=None):
+    """What StableDiffusion3Pipeline.encode_prompt makes of token ids (B, 77) with no T5:
+
+        prompt_embeds = cat(pad(cat(h1[-2], h2[-2], features), to joint_attention_dim),
+                            zeros(max_sequence_length, joint_attention_dim), tokens)
+        pooled        = cat(text_embeds_1, text_embeds_2, features)
+
+    h[-2]: each CLIP's penultimate hidden states (B, 77, width); text_embeds: its projected EOS
+    vector (B, projection_dim). Returns (prompt_embeds (B, 77 + max_sequence_length, J), pooled
+    (B, pooled_projection_dim)). `ids_2`: the second tokenizer's ids, when they differ."""
+    enc, enc_2 = text_encoders
+    J = joint_attention_dim or TRANSFORMER_CONFIG["joint_attention_dim"]
+    ids_2 = ids if ids_2 is None else ids_2
+    outs = [enc(ids.to(enc.device), output_hidden_states=True),
+            enc_2(ids_2.to(enc_2.device), output_hidden_states=True)]
+    clip = torch.cat([o.hidden_states[-2].to(enc.dtype) for o in outs], dim=-1)  # (B, 77, 32 + 32)
+    clip = F.pad(clip, (0, J - clip.shape[-1]))
+    t5 = torch.zeros(clip.shape[0], max_sequence_length, J, dtype=enc.dtype, device=clip.device)
+    return torch.cat([clip, t5], dim=-2), torch.cat([o[0] for o in outs], dim=-1)
+
+
+class RepeatedTokenAttnProcessor:
+    """SD3's joint attention (diffusers' `JointAttnProcessor2_0`, the same computation) in which the
+    last context token stands for `n` identical copies of itself: its attention logit gets + ln n.
+
+    Why it is exact: with no T5, the pipeline's last `max_sequence_length` context tokens are all
+    zero, so `context_embedder` turns them into the same vector, and every block treats tokens alike
+    except in attention: they stay identical all the way. In softmax attention, n identical keys
+    (with their identical values) weigh exactly as one key whose logit is raised by ln n. So the
+    transformer on 77 + 1 context tokens with this processor gives what it gives on 77 + n with the
+    pipeline's processor (tests/test_sd3_builtin.py checks it), at the cost of 78 tokens instead of
+    333: training is about 3x faster on a CPU. Training only; the exported model has diffusers' own."""
+
+    def __init__(self, n):
+        self.n = int(n)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
+        B, L = hidden_states.shape[:2]
+        heads = attn.heads
+
+        def split(x):  # (B, S, heads * d) -> (B, heads, S, d)
+            return x.view(B, -1, heads, x.shape[-1] // heads).transpose(1, 2)
+
+        q, k, v = split(attn.to_q(hidden_states)), split(attn.to_k(hidden_states)), split(attn.to_v(hidden_states))
+        if attn.norm_q is not None:
+            q, k = attn.norm_q(q), attn.norm_k(k)
+        cq = split(attn.add_q_proj(encoder_hidden_states))
+        ck = split(attn.add_k_proj(encoder_hidden_states))
+        cv = split(attn.add_v_proj(encoder_hidden_states))
+        if attn.norm_added_q is not None:
+            cq, ck = attn.norm_added_q(cq), attn.norm_added_k(ck)
+        q, k, v = torch.cat([q, cq], 2), torch.cat([k, ck], 2), torch.cat([v, cv], 2)
+        bias = torch.zeros(k.shape[2], dtype=q.dtype, device=q.device)
+        bias[-1] = math.log(self.n)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.view(1, 1, 1, -1))
+        out = out.transpose(1, 2).reshape(B, -1, heads * q.shape[-1]).to(q.dtype)
+        hidden_states, encoder_hidden_states = out[:, :L], out[:, L:]
+        if not attn.context_pre_only:
+            encoder_hidden_states = attn.to_add_out(encoder_hidden_states)
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        return hidden_states, encoder_hidden_states
+
+
+def compact_zero_tokens(transformer, n=MAX_SEQUENCE_LENGTH):
+    """Set `RepeatedTokenAttnProcessor(n)` on the transformer's blocks: it then expects the
+    context `encode_prompt_sd3(..., max_sequence_length=1)` (77 + 1 tokens) and computes what the
+    pipeline's 77 + n give. n = 0 (no zero tokens): diffusers' own processor. Returns the
+    number of zero tokens to encode (1 or 0)."""
+    from diffusers.models.attention_processor import JointAttnProcessor2_0
+
+    transformer.set_attn_processor(RepeatedTokenAttnProcessor(n) if n > 1 else JointAttnProcessor2_0())
+    return min(n, 1)
+
+
+def parameter_counts(parts):
+    """{name: number of parameters} of a dict of modules."""
+    return {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
+
+
+def folder_megabytes(folder):
+    """The size of every file under `folder`, in MB (10^6 bytes)."""
+    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file()) / 1e6

@@ -1,0 +1,153 @@
+"""The built-in SD3 in miniature (`sdlib.builtin.sd3`, `sdlib.builtin.train_sd3`): a random build loads
+offline with diffusers' StableDiffusion3Pipeline, the trainer reads the text exactly as that pipeline
+does, its compact zero tokens compute what the pipeline's 256 do, it trains, resumes and exports a
+folder the pipeline loads back."""
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from sdlib.builtin import sd3, train, train_sd3
+
+PROMPTS = ["a big red circle on the left", "", "two small blue squares at the top"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return sd3.build_sd3(tmp_path_factory.mktemp("sd3") / "random")
+
+
+@pytest.fixture(scope="module")
+def pipe(folder):
+    return sd3.load_sd3(folder)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Two training steps on 16 scenes, checkpointed after each."""
+    out = tmp_path_factory.mktemp("sd3run") / "run"
+    train_sd3.main(["--out", str(out), "--data", "16", "--steps", "2", "--every", "1", "--batch", "4",
+                    "--threads", "1"])
+    return out
+
+
+def test_random_folder_loads_offline_and_draws(folder, pipe, monkeypatch):
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
+    from transformers import CLIPTextModelWithProjection
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert isinstance(pipe.transformer, SD3Transformer2DModel)
+    assert isinstance(pipe.scheduler, FlowMatchEulerDiscreteScheduler)
+    assert all(isinstance(t, CLIPTextModelWithProjection) for t in (pipe.text_encoder, pipe.text_encoder_2))
+    assert pipe.text_encoder_3 is None and pipe.tokenizer_3 is None
+    assert {m.dtype for m in (pipe.transformer, pipe.vae, pipe.text_encoder, pipe.text_encoder_2)} == {torch.float32}
+    assert pipe.vae.config.shift_factor == 0.0 and pipe.vae.config.scaling_factor == sd3.sd3_vae().config.scaling_factor
+    image = pipe("a red circle", num_inference_steps=2, output_type="np",
+                 generator=torch.Generator().manual_seed(0)).images
+    assert image.shape == (1, 128, 128, 3) and torch.isfinite(torch.as_tensor(image)).all()
+    assert sd3.folder_megabytes(folder) <= 22
+    for part in ("transformer", "vae", "text_encoder", "text_encoder_2"):
+        with safe_open(next((folder / part).glob("*.safetensors")), "pt") as f:
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}, part
+
+
+def test_encode_prompt_is_the_pipelines(pipe):
+    ids = train.token_ids(pipe.tokenizer, PROMPTS)
+    emb, neg, pooled, neg_pooled = pipe.encode_prompt(PROMPTS, None, None, do_classifier_free_guidance=True)
+    got, got_pooled = sd3.encode_prompt_sd3([pipe.text_encoder, pipe.text_encoder_2], ids)
+    assert got.shape == (3, 77 + 256, sd3.TRANSFORMER_CONFIG["joint_attention_dim"])
+    assert got_pooled.shape == (3, sd3.TRANSFORMER_CONFIG["pooled_projection_dim"])
+    assert torch.allclose(got, emb, atol=1e-6) and torch.allclose(got_pooled, pooled, atol=1e-6)
+    empty, empty_pooled = sd3.encode_prompt_sd3([pipe.text_encoder, pipe.text_encoder_2],
+                                                train.token_ids(pipe.tokenizer, [""] * 3))
+    assert torch.allclose(empty, neg, atol=1e-6) and torch.allclose(empty_pooled, neg_pooled, atol=1e-6)
+    # other max_sequence_length: as many zero tokens
+    emb_8 = pipe.encode_prompt(PROMPTS, None, None, do_classifier_free_guidance=False, max_sequence_length=8)[0]
+    got_8 = sd3.encode_prompt_sd3([pipe.text_encoder, pipe.text_encoder_2], ids, max_sequence_length=8)[0]
+    assert got_8.shape == (3, 85, got.shape[-1]) and torch.allclose(got_8, emb_8, atol=1e-6)
+
+
+def test_one_token_with_the_repeated_token_processor_is_the_pipelines_256():
+    parts = sd3.new_parts(0)
+    transformer, texts = parts["transformer"], [parts["text_encoder"], parts["text_encoder_2"]]
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in transformer.parameters():  # away from adaLN-Zero's identity blocks and zero output
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+        ids = torch.randint(0, 49406, (2, 77), generator=g)
+        x, t = torch.randn(2, 4, 16, 16, generator=g), torch.tensor([100.0, 900.0])
+        full, pooled = sd3.encode_prompt_sd3(texts, ids)  # 77 + 256 tokens, diffusers' processor
+        expected = transformer(hidden_states=x, timestep=t, encoder_hidden_states=full,
+                               pooled_projections=pooled).sample
+        assert sd3.compact_zero_tokens(transformer, 256) == 1
+        one = sd3.encode_prompt_sd3(texts, ids, max_sequence_length=1)[0]  # 77 + 1
+        got = transformer(hidden_states=x, timestep=t, encoder_hidden_states=one, pooled_projections=pooled).sample
+    assert expected.abs().mean() > 0.1
+    assert torch.allclose(got, expected, atol=2e-5), (got - expected).abs().max()
+
+
+def test_the_step_loss_is_the_flow_loss_by_hand():
+    """With the step's own draws: x_t = (1 - sigma) x0 + sigma noise, target noise - x0, MSE; the
+    transformer on the pipeline's full context (diffusers' processor, 256 zero tokens)."""
+    import torch.nn.functional as F
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    from sdlib.models.flow import FLOW_SCHEDULER_CONFIG
+
+    parts = sd3.new_parts(0)
+    transformer, texts = parts["transformer"], [parts["text_encoder"], parts["text_encoder_2"]]
+    with torch.no_grad():
+        for p in transformer.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(FLOW_SCHEDULER_CONFIG)
+    x0_all, ids = torch.randn(6, 4, 16, 16), torch.randint(0, 49406, (6, 3, 77))
+    empty = ids[0, 0].clone()
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(train.step_seed(0, 7))  # the step's draws, in order
+        idx = torch.randint(0, 6, (2,), generator=g)
+        tok = ids[idx, torch.randint(0, 3, (2,), generator=g)]
+        tok[torch.rand(2, generator=g) < 0.5] = empty
+        noise = torch.randn(2, 4, 16, 16, generator=g)
+        sigma = torch.sigmoid(torch.randn(2, generator=g))  # logit-normal
+        x0 = x0_all[idx]
+        x_t = (1 - sigma.view(-1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1) * noise
+        emb, pooled = sd3.encode_prompt_sd3(texts, tok)  # what the pipeline feeds
+        v = transformer(hidden_states=x_t, timestep=sigma * 1000, encoder_hidden_states=emb,
+                        pooled_projections=pooled).sample
+        expected = F.mse_loss(v, noise - x0)
+        k = sd3.compact_zero_tokens(transformer, 256)
+        got = train_sd3.sd3_step_loss(transformer, texts, scheduler, x0_all, ids, empty, 2, 0.5, 0, k, 7)
+    assert torch.allclose(got, expected, rtol=1e-5), (got, expected)
+
+
+def test_two_training_steps_run_and_resume_exactly(run, tmp_path):
+    rows = [line.split(",") for line in (run / "loss.csv").read_text().splitlines()]
+    assert rows[0][0] == "0" and torch.isfinite(torch.tensor(float(rows[0][1])))
+    last = sorted(run.glob("step*"))[-1]
+    assert last.name == "step0000002"
+    init = sd3.new_parts(0)["transformer"].state_dict()
+    trained = load_file(last / "transformer.safetensors")
+    assert not torch.equal(trained["proj_out.weight"], init["proj_out.weight"])  # it learned
+    # stop after step 1, start again: the same weights as the straight run
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "latents.safetensors").write_bytes((run / "latents.safetensors").read_bytes())
+    common = ["--out", str(again), "--data", "16", "--steps", "2", "--every", "1", "--batch", "4", "--threads", "1"]
+    train_sd3.main(common + ["--until", "1"])
+    train_sd3.main(common)
+    resumed = load_file(again / "step0000002" / "ema_transformer.safetensors")
+    straight = load_file(last / "ema_transformer.safetensors")
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_export_reloads_the_ema_weights(run, tmp_path):
+    out = tmp_path / "model"
+    train_sd3.main(["--out", str(run), "--export", str(out)])
+    pipe = sd3.load_sd3(out)
+    ema = load_file(sorted(run.glob("step*"))[-1] / "ema_transformer.safetensors")
+    got = pipe.transformer.state_dict()
+    assert all(torch.equal(got[k], ema[k].half().float()) for k in ema)  # float16 on disk
+    ema_text = load_file(sorted(run.glob("step*"))[-1] / "ema_text_encoder_2.safetensors")
+    got_text = pipe.text_encoder_2.state_dict()
+    assert all(torch.equal(got_text[k], ema_text[k].half().float()) for k in ema_text)
+    assert "max_sequence_length=256" in (out / "README.md").read_text()

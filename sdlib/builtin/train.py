@@ -197,6 +197,14 @@ class EMA:
                 e.lerp_(p.detach(), 1 - d)
 
 
+class LocalAccelerator:
+    """`_loop`'s accelerator for one CPU process (the fine-tunes: train_control, train_flow, train_sd3)."""
+    is_main_process = True
+    backward = staticmethod(lambda loss: loss.backward())
+    clip_grad_norm_ = staticmethod(torch.nn.utils.clip_grad_norm_)
+    unwrap_model = staticmethod(lambda m: m)
+
+
 def _loop(args, accelerator, start, models, opt, loss_fn, ema=None):
     from tqdm.auto import tqdm
 

@@ -30,7 +30,7 @@ from ..conditioning.control import Controlled
 from ..images import to_tensor, to_vae_range
 from ..training import objective
 from . import control_maps, model
-from .train import EMA, _loop, _resume, clip_tokenizer, load_vae, step_seed, token_ids
+from .train import EMA, LocalAccelerator, _loop, _resume, clip_tokenizer, load_vae, step_seed, token_ids
 
 SEED_DATA = 9_000_000  # the control scenes' own seeds, apart from the UNet stage's
 
@@ -112,13 +112,7 @@ def train(args):
     loss_fn = partial(control_step_loss, steer, text, scheduler, data["z"] * scale, data["ids"],
                       data["maps"], empty, args.batch, args.drop, args.seed)
 
-    class _Local:  # _loop's accelerator, on one CPU process
-        is_main_process = True
-        backward = staticmethod(lambda loss: loss.backward())
-        clip_grad_norm_ = staticmethod(torch.nn.utils.clip_grad_norm_)
-        unwrap_model = staticmethod(lambda m: m)
-
-    _loop(args, _Local(), start, {name: trained}, opt, loss_fn, ema)
+    _loop(args, LocalAccelerator(), start, {name: trained}, opt, loss_fn, ema)
 
 
 def export(run, folder, dtype=torch.float16):

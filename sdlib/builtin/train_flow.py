@@ -27,15 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from ..models.flow import FLOW_SCHEDULER_CONFIG
 from . import model
-from .train import EMA, _loop, _resume, clip_tokenizer, encode_dataset, load_vae, token_ids, unet_step_loss
-
-
-class _Local:
-    """`_loop`'s accelerator, for one CPU process."""
-    is_main_process = True
-    backward = staticmethod(lambda loss: loss.backward())
-    clip_grad_norm_ = staticmethod(torch.nn.utils.clip_grad_norm_)
-    unwrap_model = staticmethod(lambda m: m)
+from .train import EMA, LocalAccelerator, _loop, _resume, clip_tokenizer, encode_dataset, load_vae, token_ids, unet_step_loss
 
 
 def train(args):
@@ -63,7 +55,7 @@ def train(args):
     empty = token_ids(clip_tokenizer(), [""])[0]  # (77,): for CFG dropout
     loss_fn = partial(unet_step_loss, unet, text, scheduler, data["z"] * scale, data["ids"], empty,
                       args.batch, args.drop, args.seed)
-    _loop(args, _Local(), start, {"unet": unet}, opt, loss_fn, ema)
+    _loop(args, LocalAccelerator(), start, {"unet": unet}, opt, loss_fn, ema)
 
 
 def export(run, folder, dtype=torch.float16):

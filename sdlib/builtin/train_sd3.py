@@ -35,8 +35,7 @@ from .. import processes
 from ..models.flow import FLOW_SCHEDULER_CONFIG
 from ..training import objective
 from . import sd3
-from .train import EMA, _loop, _resume, _weights, clip_tokenizer, encode_dataset, step_seed, token_ids
-from .train_flow import _Local
+from .train import EMA, LocalAccelerator, _loop, _resume, _weights, clip_tokenizer, encode_dataset, step_seed, token_ids
 
 
 def sd3_step_loss(transformer, text_encoders, scheduler, x0_all, ids, empty, batch, drop, seed, zero_tokens,
@@ -106,7 +105,7 @@ def setup(args):
 
 def train(args):
     parts, opt, ema, start, loss_fn = setup(args)
-    _loop(args, _Local(), start, parts, opt, loss_fn, ema)
+    _loop(args, LocalAccelerator(), start, parts, opt, loss_fn, ema)
     return parts
 
 

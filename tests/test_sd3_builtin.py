@@ -8,6 +8,15 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from sdlib.builtin import sd3, train, train_sd3
+from sdlib.models.sd3 import joint_text
+
+J = sd3.TRANSFORMER_CONFIG["joint_attention_dim"]
+
+
+def encode(texts, ids, max_sequence_length=256):
+    """(tokens, pooled) as the pipeline feeds them (`joint_text`)."""
+    text = joint_text(texts, ids, max_sequence_length=max_sequence_length, joint_attention_dim=J)
+    return text.tokens, text.pooled
 
 PROMPTS = ["a big red circle on the left", "", "two small blue squares at the top"]
 
@@ -54,16 +63,16 @@ def test_random_folder_loads_offline_and_draws(folder, pipe, monkeypatch):
 def test_encode_prompt_is_the_pipelines(pipe):
     ids = train.token_ids(pipe.tokenizer, PROMPTS)
     emb, neg, pooled, neg_pooled = pipe.encode_prompt(PROMPTS, None, None, do_classifier_free_guidance=True)
-    got, got_pooled = sd3.encode_prompt_sd3([pipe.text_encoder, pipe.text_encoder_2], ids)
+    got, got_pooled = encode([pipe.text_encoder, pipe.text_encoder_2], ids)
     assert got.shape == (3, 77 + 256, sd3.TRANSFORMER_CONFIG["joint_attention_dim"])
     assert got_pooled.shape == (3, sd3.TRANSFORMER_CONFIG["pooled_projection_dim"])
     assert torch.allclose(got, emb, atol=1e-6) and torch.allclose(got_pooled, pooled, atol=1e-6)
-    empty, empty_pooled = sd3.encode_prompt_sd3([pipe.text_encoder, pipe.text_encoder_2],
+    empty, empty_pooled = encode([pipe.text_encoder, pipe.text_encoder_2],
                                                 train.token_ids(pipe.tokenizer, [""] * 3))
     assert torch.allclose(empty, neg, atol=1e-6) and torch.allclose(empty_pooled, neg_pooled, atol=1e-6)
     # other max_sequence_length: as many zero tokens
     emb_8 = pipe.encode_prompt(PROMPTS, None, None, do_classifier_free_guidance=False, max_sequence_length=8)[0]
-    got_8 = sd3.encode_prompt_sd3([pipe.text_encoder, pipe.text_encoder_2], ids, max_sequence_length=8)[0]
+    got_8 = encode([pipe.text_encoder, pipe.text_encoder_2], ids, max_sequence_length=8)[0]
     assert got_8.shape == (3, 85, got.shape[-1]) and torch.allclose(got_8, emb_8, atol=1e-6)
 
 
@@ -76,11 +85,11 @@ def test_one_token_with_the_repeated_token_processor_is_the_pipelines_256():
             p.add_(0.05 * torch.randn(p.shape, generator=g))
         ids = torch.randint(0, 49406, (2, 77), generator=g)
         x, t = torch.randn(2, 4, 16, 16, generator=g), torch.tensor([100.0, 900.0])
-        full, pooled = sd3.encode_prompt_sd3(texts, ids)  # 77 + 256 tokens, diffusers' processor
+        full, pooled = encode(texts, ids)  # 77 + 256 tokens, diffusers' processor
         expected = transformer(hidden_states=x, timestep=t, encoder_hidden_states=full,
                                pooled_projections=pooled).sample
         assert sd3.compact_zero_tokens(transformer, 256) == 1
-        one = sd3.encode_prompt_sd3(texts, ids, max_sequence_length=1)[0]  # 77 + 1
+        one = encode(texts, ids, max_sequence_length=1)[0]  # 77 + 1
         got = transformer(hidden_states=x, timestep=t, encoder_hidden_states=one, pooled_projections=pooled).sample
     assert expected.abs().mean() > 0.1
     assert torch.allclose(got, expected, atol=2e-5), (got - expected).abs().max()
@@ -111,7 +120,7 @@ def test_the_step_loss_is_the_flow_loss_by_hand():
         sigma = torch.sigmoid(torch.randn(2, generator=g))  # logit-normal
         x0 = x0_all[idx]
         x_t = (1 - sigma.view(-1, 1, 1, 1)) * x0 + sigma.view(-1, 1, 1, 1) * noise
-        emb, pooled = sd3.encode_prompt_sd3(texts, tok)  # what the pipeline feeds
+        emb, pooled = encode(texts, tok)  # what the pipeline feeds
         v = transformer(hidden_states=x_t, timestep=sigma * 1000, encoder_hidden_states=emb,
                         pooled_projections=pooled).sample
         expected = F.mse_loss(v, noise - x0)

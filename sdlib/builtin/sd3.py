@@ -9,15 +9,18 @@ loads with `diffusers.StableDiffusion3Pipeline.from_pretrained(folder)` offline 
   (SD3's CLIP-L and OpenCLIP bigG, here 32 wide each). The pipeline takes each one's penultimate
   hidden states (77 tokens), concatenates them along the features (32 + 32 = 64) and pads them
   with zeros to `joint_attention_dim`; the pooled prompt is the two projected EOS vectors side by
-  side (32 + 32 = `pooled_projection_dim`). `encode_prompt_sd3` does exactly that.
+  side (32 + 32 = `pooled_projection_dim`). `sdlib.models.sd3.joint_text` does exactly that.
 - text_encoder_3 (SD3's T5-XXL): none. The pipeline then appends `max_sequence_length` (256 by
   default) all-zero tokens to the 77 CLIP tokens: the transformer reads 77 + 256 context tokens.
 - vae: the built-in model's VAE (4 latent channels, not SD3's 16), with SD3's `shift_factor`
   (0 here) and the built-in `scaling_factor`.
 - scheduler: `FlowMatchEulerDiscreteScheduler` with the built-in flow model's config
-  (`sdlib.models.flow.FLOW_SCHEDULER_CONFIG`, shift 1).
+  (`sdlib.models.flow.FLOW_SCHEDULER_CONFIG`, shift 3).
 
-`build_sd3(folder, seed)` writes a randomly initialised folder; `python -m sdlib.builtin.train_sd3`
+The weights are stored in float16 (half the bytes) and the text encoders' configs say float32, so
+`StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, tokenizer_3=None)` loads every
+part in float32, ready for a CPU (diffusers' models load in float32 unless told, transformers'
+in their config's dtype). `build_sd3(folder, seed)` writes a randomly initialised folder; `python -m sdlib.builtin.train_sd3`
 trains the transformer and both text encoders from scratch with flow matching and exports one.
 """
 import copy
@@ -32,11 +35,11 @@ import torch.nn.functional as F
 
 from ..models.clip_tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
 from ..models.flow import FLOW_SCHEDULER_CONFIG
+from ..models.sd3 import MAX_SEQUENCE_LENGTH
 from . import model
 
 SEED = 0
 LATENT_SIZE = model.IMAGE_SIZE // 8  # 16: the built-in VAE's latents of 128 px pictures
-MAX_SEQUENCE_LENGTH = 256  # the pipeline's default: that many zero "T5" tokens follow the 77 CLIP ones
 
 # SD3's two CLIPs: CLIP-L (quick_gelu) and OpenCLIP bigG (gelu), here 32 wide with 2 layers each.
 # Two layers, because the pipeline reads the penultimate hidden states: with one layer they would
@@ -135,7 +138,7 @@ def write_skeleton(folder):
 def save_sd3(folder, parts, vae, dtype=torch.float16, note="", max_sequence_length=MAX_SEQUENCE_LENGTH):
     """Write a complete StableDiffusion3Pipeline folder (safetensors) from the trained `parts`
     (`new_parts`' keys) and `vae`, every weight in `dtype` (float16: half the size; load with
-    `torch_dtype=torch.float32` for a CPU, see `load_sd3`). Written to a temporary folder first,
+    the module doc: the pipeline loads them as float32). Written to a temporary folder first,
     then moved into place: an existing SD3 folder is replaced, any other folder left alone (an error)."""
     from diffusers.utils import logging
 
@@ -152,11 +155,14 @@ def save_sd3(folder, parts, vae, dtype=torch.float16, note="", max_sequence_leng
     for name, module in {**parts, "vae": vae}.items():
         # a copy: the caller's (training) modules keep their dtype
         copy.deepcopy(module).to(dtype).save_pretrained(tmp / name, safe_serialization=True)
+        config = tmp / name / "config.json"
+        if name.startswith("text_encoder"):  # transformers loads in the config's dtype: compute in float32
+            config.write_text(json.dumps(dict(json.loads(config.read_text()), dtype="float32"), indent=2) + "\n")
     (tmp / "README.md").write_text(
         "# sdlib built-in SD3 in miniature\n\nStableDiffusion3Pipeline layout: SD3Transformer2DModel, two "
         "CLIPTextModelWithProjection, no T5, the built-in VAE. See sdlib/builtin/sd3.py.\n"
-        "Load on a CPU with `StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, "
-        "tokenizer_3=None, torch_dtype=torch.float32)` (the weights are float16); call it with "
+        "Load with `StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, "
+        "tokenizer_3=None)` (no T5; the float16 weights load as float32) or `sdlib.load_sd(folder)`; call it with "
         f"max_sequence_length={max_sequence_length}"
         f"{' (the default)' if max_sequence_length == 256 else ''}, the zero T5 tokens it was trained with."
         f"\n\n{note}")
@@ -172,34 +178,12 @@ def build_sd3(folder, seed=SEED, vae_source=None):
     return save_sd3(folder, new_parts(seed), sd3_vae(vae_source), note=f"Randomly initialised from seed {seed}.\n")
 
 
-def load_sd3(folder, dtype=torch.float32):
-    """StableDiffusion3Pipeline.from_pretrained(folder) with no T5, in `dtype` (float32 on a CPU)."""
+def load_sd3(folder):
+    """StableDiffusion3Pipeline.from_pretrained(folder) with no T5 (diffusers asks for
+    `text_encoder_3=None, tokenizer_3=None` to be said), float32."""
     from diffusers import StableDiffusion3Pipeline
 
-    return StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, tokenizer_3=None,
-                                                    torch_dtype=dtype)
-
-
-def encode_prompt_sd3(text_encoders, ids, max_sequence_length=MAX_SEQUENCE_LENGTH, joint_attention_dim=None,
-                      ids_2=None):
-    """What StableDiffusion3Pipeline.encode_prompt makes of token ids (B, 77) with no T5:
-
-        prompt_embeds = cat(pad(cat(h1[-2], h2[-2], features), to joint_attention_dim),
-                            zeros(max_sequence_length, joint_attention_dim), tokens)
-        pooled        = cat(text_embeds_1, text_embeds_2, features)
-
-    h[-2]: each CLIP's penultimate hidden states (B, 77, width); text_embeds: its projected EOS
-    vector (B, projection_dim). Returns (prompt_embeds (B, 77 + max_sequence_length, J), pooled
-    (B, pooled_projection_dim)). `ids_2`: the second tokenizer's ids, when they differ."""
-    enc, enc_2 = text_encoders
-    J = joint_attention_dim or TRANSFORMER_CONFIG["joint_attention_dim"]
-    ids_2 = ids if ids_2 is None else ids_2
-    outs = [enc(ids.to(enc.device), output_hidden_states=True),
-            enc_2(ids_2.to(enc_2.device), output_hidden_states=True)]
-    clip = torch.cat([o.hidden_states[-2].to(enc.dtype) for o in outs], dim=-1)  # (B, 77, 32 + 32)
-    clip = F.pad(clip, (0, J - clip.shape[-1]))
-    t5 = torch.zeros(clip.shape[0], max_sequence_length, J, dtype=enc.dtype, device=clip.device)
-    return torch.cat([clip, t5], dim=-2), torch.cat([o[0] for o in outs], dim=-1)
+    return StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, tokenizer_3=None)
 
 
 class RepeatedTokenAttnProcessor:
@@ -246,7 +230,7 @@ class RepeatedTokenAttnProcessor:
 
 def compact_zero_tokens(transformer, n=MAX_SEQUENCE_LENGTH):
     """Set `RepeatedTokenAttnProcessor(n)` on the transformer's blocks: it then expects the
-    context `encode_prompt_sd3(..., max_sequence_length=1)` (77 + 1 tokens) and computes what the
+    context `joint_text(..., max_sequence_length=1)` (77 + 1 tokens) and computes what the
     pipeline's 77 + n give. n = 0 (no zero tokens): diffusers' own processor. Returns the
     number of zero tokens to encode (1 or 0)."""
     from diffusers.models.attention_processor import JointAttnProcessor2_0

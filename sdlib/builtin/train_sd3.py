@@ -8,7 +8,7 @@ latents of the procedural scenes (the UNet stage's scenes: same seeds, 3 wording
 
 with x0 the latents times the VAE's scaling_factor (its shift_factor is 0), about --drop of the
 captions emptied (for classifier-free guidance), and the text read exactly as
-StableDiffusion3Pipeline reads it (`sd3.encode_prompt_sd3`): the 77 CLIP tokens followed by
+StableDiffusion3Pipeline reads it (`sdlib.models.sd3.joint_text`): the 77 CLIP tokens followed by
 --max-sequence-length zero tokens (the pipeline's default 256, what it feeds with no T5). Those
 zero tokens are computed once, as one token standing for all of them
 (`sd3.RepeatedTokenAttnProcessor`, exact), which makes a step about 3x cheaper.
@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import processes
 from ..models.flow import FLOW_SCHEDULER_CONFIG
+from ..models.sd3 import joint_text
 from ..training import objective
 from . import sd3
 from .train import EMA, LocalAccelerator, _loop, _resume, _weights, clip_tokenizer, encode_dataset, step_seed, token_ids
@@ -44,7 +45,7 @@ def sd3_step_loss(transformer, text_encoders, scheduler, x0_all, ids, empty, bat
     each from ids (N, K, 77), about `drop` of them emptied (`empty`), and the library's objective
     (`sdlib.training.objective.loss`, the flow target) at sigma and noise drawn from the step's own
     generator, in the order `train.unet_step_loss` draws them. The text goes through
-    `sd3.encode_prompt_sd3` with `zero_tokens` zero tokens (1 with the compact processor, see
+    `sdlib.models.sd3.joint_text` with `zero_tokens` zero tokens (1 with the compact processor, see
     `sd3.compact_zero_tokens`)."""
     g = torch.Generator().manual_seed(step_seed(seed, step))
     idx = torch.randint(0, len(x0_all), (batch,), generator=g)
@@ -53,13 +54,14 @@ def sd3_step_loss(transformer, text_encoders, scheduler, x0_all, ids, empty, bat
     tok[torch.rand(batch, generator=g) < drop] = empty  # ~10% unconditional
     noise = torch.randn(x0.shape, generator=g)
     t = processes.draw_timesteps(scheduler, batch, g)  # (B,): sigma * 1000, sigma logit-normal
-    emb, pooled = sd3.encode_prompt_sd3(text_encoders, tok, max_sequence_length=zero_tokens)
+    text = joint_text(text_encoders, tok, max_sequence_length=zero_tokens,
+                      joint_attention_dim=transformer.config.joint_attention_dim)
 
     def denoiser(x_t, t, encoder_hidden_states):  # the transformer, called as objective.loss calls a UNet
         return transformer(hidden_states=x_t, timestep=t, encoder_hidden_states=encoder_hidden_states,
-                           pooled_projections=pooled)
+                           pooled_projections=text.pooled)
 
-    return objective.loss(denoiser, scheduler, x0, emb, t, noise)
+    return objective.loss(denoiser, scheduler, x0, text.tokens, t, noise)
 
 
 def _model_folder(args):

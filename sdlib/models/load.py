@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from . import builtin_files as builtin  # where the built-in model lives (not the factory)
-from . import flow
+from . import flow, sd3
 from ..checks import check_number, check_safetensors_file
 from .device import as_device, pick_device, pick_dtype
 from ..errors import SDLibError
@@ -37,6 +37,7 @@ MOVED = {
     "stabilityai/stable-diffusion-2-depth": ("sd2-community/stable-diffusion-2-depth", *_SD2_GONE),
 }
 COMPONENTS = ("tokenizer", "text_encoder", "vae", "unet", "scheduler")
+SD3_COMPONENTS = ("tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2", "vae", "transformer", "scheduler")
 HUB_HOST = ("huggingface.co", 443)
 
 
@@ -105,12 +106,13 @@ class SD:
 
     @property
     def image_size(self):
-        """The image size the UNet was trained at (512 for SD v1, 64 for the built-in model)."""
+        """The image size the denoiser was trained at (512 for SD v1, 128 for the built-in models)."""
         return self.denoiser.config.sample_size * self.vae_scale
 
     def pipeline(self, scheduler=None):
-        """diffusers' StableDiffusionPipeline made from these very components."""
-        from diffusers import StableDiffusionPipeline
+        """diffusers' pipeline made from these very components: StableDiffusionPipeline, or
+        StableDiffusion3Pipeline (with no T5) for a transformer model."""
+        from diffusers import StableDiffusion3Pipeline, StableDiffusionPipeline
 
         if scheduler is not None and not (hasattr(scheduler, "set_timesteps")
                                           and hasattr(scheduler, "step")):
@@ -118,6 +120,11 @@ class SD:
                              f"got {type(scheduler).__name__}.")
         from ..processes import kind
 
+        if self.transformer is not None:
+            return StableDiffusion3Pipeline(
+                transformer=self.transformer, scheduler=scheduler or self.scheduler, vae=self.vae,
+                text_encoder=self.text_encoder, tokenizer=self.tokenizer, text_encoder_2=self.text_encoder_2,
+                tokenizer_2=self.tokenizer_2, text_encoder_3=None, tokenizer_3=None)
         if kind(scheduler or self.scheduler) == "flow":
             raise SDLibError("StableDiffusionPipeline samples the VP process only; this model is a flow model "
                              "(sample it with sdlib.generate, notebooks/10).")
@@ -170,16 +177,18 @@ def hub_reachable(timeout=3.0):
 
 
 def check_layout(folder):
-    """Raise unless `folder` holds the five SD components in the diffusers layout.
-    Used by load_sd; the parts are taught in notebooks/00, section 3."""
+    """Raise unless `folder` holds the five SD components in the diffusers layout (SD3's seven when
+    its model_index.json names StableDiffusion3Pipeline).
+    Used by load_sd; the parts are taught in notebooks/00, section 3 (SD3's in notebooks/11)."""
     if not isinstance(folder, (str, os.PathLike)):
         raise SDLibError(f"folder must be a path (str or pathlib.Path), got {type(folder).__name__}.")
     folder = Path(folder)
-    missing = [c for c in COMPONENTS if not (folder / c).is_dir()]
+    wanted = SD3_COMPONENTS if sd3.is_sd3_folder(folder) else COMPONENTS
+    missing = [c for c in wanted if not (folder / c).is_dir()]
     if missing:
         raise SDLibError(
             f"{folder} is not a Stable Diffusion folder in the diffusers layout: missing "
-            f"{', '.join(missing)}/ (expected subfolders {', '.join(COMPONENTS)}).")
+            f"{', '.join(missing)}/ (expected subfolders {', '.join(wanted)}).")
 
 
 def _from_pretrained(source, local_only, dtype):
@@ -208,6 +217,8 @@ def _load_parts(source, local_only, dtype):
     from transformers import CLIPTextModel, CLIPTokenizer
 
     kw = dict(local_files_only=local_only)
+    if _pipeline_class(source, kw) == sd3.PIPELINE_CLASS:  # SD3: a transformer and two CLIPs, no T5
+        return sd3.load_parts(source, local_only, dtype)
     weights = dict(kw, use_safetensors=True, torch_dtype=dtype)
     # The scheduler class the folder names (SD v1: PNDM; the built-in model: DDIM).
     cfg = PNDMScheduler.load_config(source, subfolder="scheduler", **kw)
@@ -221,11 +232,25 @@ def _load_parts(source, local_only, dtype):
     )
 
 
+def _pipeline_class(source, kw):
+    """The pipeline class a folder or hub id names in its model_index.json ("" when it has none)."""
+    from diffusers import DiffusionPipeline
+
+    if Path(source).is_dir():
+        return sd3.PIPELINE_CLASS if sd3.is_sd3_folder(source) else ""
+    try:
+        return DiffusionPipeline.load_config(source, **kw).get("_class_name", "")
+    except OSError:  # no model_index.json: the parts alone (SD v1's layout is assumed)
+        return ""
+
+
 def load_sd(model=None, device=None, dtype=None):
     """Load tokenizer, text encoder, VAE, UNet and scheduler into an `SD` bundle.
 
     model: None (the default, see module doc), "builtin", "builtin-flow" (the built-in model with
-        its flow-matching UNet, notebooks/10), a hub id, or a local folder.
+        its flow-matching UNet, notebooks/10), "builtin-sd3" (the SD3 in miniature: a transformer
+        and two text encoders, notebooks/11), a hub id, or a local folder (SD3's layout included;
+        SD3 is loaded without its T5, as `text_encoder_3=None`).
     device: None/"auto" (cuda > mps > cpu, or $SDLIB_DEVICE), "cpu", "cuda", "mps".
     dtype: None (fp16 on CUDA, fp32 elsewhere) or a torch dtype / "fp16" / "fp32".
     Taught in notebooks/00 (the load cell, in every notebook) and section 3 (the parts).
@@ -241,6 +266,8 @@ def load_sd(model=None, device=None, dtype=None):
         return _load(name, builtin.builtin_path(), True, device, dtype)
     if name == flow.FLOW_NAME:  # the built-in model with its flow-matching UNet and scheduler
         return _with_flow(_load(builtin.NAME, builtin.builtin_path(), True, device, dtype), flow.flow_folder())
+    if name == sd3.SD3_NAME:
+        return _load(name, sd3.sd3_folder(), True, device, dtype)
     if Path(name).expanduser().exists():
         source = Path(name).expanduser()
         check_layout(source)
@@ -267,9 +294,9 @@ def load_sd(model=None, device=None, dtype=None):
 
 
 def _load(name, source, local_only, device, dtype):
-    """The five parts from `source` (a folder or a hub id), moved to `device`, as an SD bundle."""
+    """The five parts (SD3: seven) from `source` (a folder or a hub id), moved to `device`, as an SD bundle."""
     if Path(source).is_dir():  # a folder: a broken weights file is named before diffusers reads it
-        for part in COMPONENTS:
+        for part in SD3_COMPONENTS + COMPONENTS:
             for weights in sorted((Path(source) / part).glob("*.safetensors")):
                 check_safetensors_file(weights)
     try:
@@ -278,8 +305,9 @@ def _load(name, source, local_only, device, dtype):
         raise
     except Exception as e:  # turn hub/cache failures into one line
         raise _explain(name, local_only, e) from None
-    for m in (parts["text_encoder"], parts["vae"], parts["unet"]):
-        m.to(device).eval().requires_grad_(False)
+    for m in (parts.get(k) for k in ("text_encoder", "text_encoder_2", "vae", "unet", "transformer")):
+        if m is not None:
+            m.to(device).eval().requires_grad_(False)
     return SD(device=device, dtype=dtype, name=name, **parts)
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ..checks import check_int, check_prompts, describe
 from .device import as_device, pick_dtype
 from ..errors import PromptTruncatedWarning, SDLibError
+from . import sd3
 from .load import check_sd
 
 SHOWN_CHARS = (80, 50, 25)  # the cut text quoted in a warning: whole up to 80, else head ... tail
@@ -142,10 +143,16 @@ def tokenize(tokenizer, prompts, warn=True):
 
 @torch.no_grad()
 def encode_text(sd, prompts):
-    """Prompt(s) -> text embeddings (B, 77, D) exactly as StableDiffusionPipeline computes them.
-    Taught in notebooks/03, sections 1 and 4 (and used in notebooks/00, section 2)."""
+    """Prompt(s) -> text embeddings (B, 77, D) exactly as StableDiffusionPipeline computes them;
+    for SD3 (a transformer bundle) a `sd3.JointText` (tokens (B, 77 + 256, J), pooled (B, P))
+    exactly as StableDiffusion3Pipeline does with no T5.
+    Taught in notebooks/03, sections 1 and 4 (and used in notebooks/00, section 2; SD3's in notebooks/11)."""
     check_sd(sd)
     ids = tokenize(sd.tokenizer, prompts).ids.to(sd.device)
+    if sd.transformer is not None:  # SD3: two CLIPs, each with its own tokenizer
+        ids_2 = tokenize(sd.tokenizer_2, prompts, warn=False).ids.to(sd.device)
+        return sd3.joint_text(sd.text_encoders, ids, ids_2,
+                              joint_attention_dim=sd.transformer.config.joint_attention_dim)
     return sd.text_encoder(ids)[0]  # last_hidden_state, (B, 77, D)
 
 

@@ -3,7 +3,12 @@
 An RGB image (B, 3, H, W) becomes latents (B, 4, H/8, W/8): 3*64 / 4 = 48 numbers in, 1 out.
 Latents leave these helpers multiplied by `vae.config.scaling_factor` (0.18215 for SD v1; Rombach
 et al. 2022, "High-resolution image synthesis with latent diffusion models", sec. 4.3.2), which
-brings them to roughly unit variance, the scale the UNet was trained on.
+brings them to roughly unit variance, the scale the UNet was trained on. SD3's VAE also has a
+`shift_factor` (Esser et al. 2024, "Scaling rectified flow transformers", the diffusers config):
+
+    latents = (z - shift_factor) * scaling_factor,   z = latents / scaling_factor + shift_factor
+
+(SD v1/v2 have none: shift 0.) `latent_scale` reads both; encode and decode are its one home.
 """
 import torch
 
@@ -47,6 +52,12 @@ def _check_flag(name, value):
     return value
 
 
+def latent_scale(vae):
+    """(scaling_factor, shift_factor) of a diffusers VAE; shift 0 where its config has none (SD v1/v2).
+    Used by encode and decode; taught in notebooks/01, section 2 (the shift in notebooks/11)."""
+    return vae.config.scaling_factor, getattr(vae.config, "shift_factor", None) or 0.0
+
+
 def encode(sd, images, sample=False, generator=None):
     """Images (PIL/array/tensor in [0, 1]) -> scaled latents (B, 4, H/8, W/8).
 
@@ -64,7 +75,8 @@ def encode(sd, images, sample=False, generator=None):
     with torch.no_grad():
         dist = sd.vae.encode(x).latent_dist
     z = dist.sample(generator) if sample else dist.mean
-    return z * sd.vae.config.scaling_factor  # (B, 4, H/8, W/8)
+    scale, shift = latent_scale(sd.vae)
+    return (z - shift) * scale  # (B, 4, H/8, W/8)
 
 
 def decode(sd, latents, grad=False):
@@ -73,8 +85,9 @@ def decode(sd, latents, grad=False):
     check_sd(sd)
     check_latents("latents", latents, sd.vae.config.latent_channels)
     _check_flag("grad", grad)
+    scale, shift = latent_scale(sd.vae)
     with torch.set_grad_enabled(grad):
-        x = sd.vae.decode(latents.to(sd.device, sd.dtype) / sd.vae.config.scaling_factor).sample
+        x = sd.vae.decode(latents.to(sd.device, sd.dtype) / scale + shift).sample
     return from_vae_range(x)  # (B, 3, H, W) in [0, 1]
 
 

@@ -21,6 +21,7 @@ from ..checks import check_number, shape_or_type
 from ..errors import SDLibError
 from ..images import to_tensor
 from ..models import vae
+from ..models.sd3 import JointText, transformer_output
 
 # A loss scale that turns the built-in model's pictures clearly bluer with loss_every=1 at 25 steps
 # (as `sdlib.builtin.evaluate.blue_effect` runs it: blue fraction 0.29 -> 0.55 on 8 held-out prompts)
@@ -33,13 +34,15 @@ DEFAULT_BLUE_SCALE = 30.0
 
 # ---------------------------------------------------------------- classifier-free guidance
 def cfg_embeddings(text_emb, uncond_emb, guidance_scale):
-    """What the UNet is called with: [uncond; text] (2B, 77, D) for classifier-free guidance, or
+    """What the denoiser is called with: [uncond; text] (2B, 77, D) for classifier-free guidance, or
     one half alone when the other would get weight 0 (scale 1: text only; scale 0: uncond only).
     Taught in notebooks/00, section 2 and notebooks/05, section 2."""
     if guidance_scale == 1:
         return text_emb
     if guidance_scale == 0:
         return uncond_emb
+    if isinstance(text_emb, JointText):  # SD3: tokens and pooled vectors, stacked alike
+        return JointText.cat([uncond_emb, text_emb])
     return torch.cat([uncond_emb, text_emb])
 
 
@@ -52,7 +55,10 @@ def guided_output(sd, scheduler, x_t, t, emb, guidance_scale):
     cfg = len(emb) == 2 * len(x_t)
     x_in = torch.cat([x_t] * 2) if cfg else x_t  # (2B or B, 4, h, w)
     x_in = processes.model_input(scheduler, x_in, t)  # VE samplers: x_t / sqrt(sigma^2 + 1)
-    out = sd.denoiser(x_in, t, encoder_hidden_states=emb).sample
+    if sd.unet is None:  # SD3's transformer: the tokens and the pooled vector (notebooks/11)
+        out = transformer_output(sd.transformer, x_in, t, emb)
+    else:
+        out = sd.unet(x_in, t, encoder_hidden_states=emb).sample
     if not cfg:
         return out
     out_uncond, out_text = out.chunk(2)  # (B, 4, h, w) each

@@ -11,7 +11,8 @@ loop over named stages, each a function a notebook can call and show on its own:
         x_t = scheduler.step(output, t, x_t).prev_sample                   # x_t -> x_{t-1}
 
 Same seed, components, scheduler and settings -> the same image as diffusers'
-StableDiffusionPipeline (and StableDiffusionImg2ImgPipeline for img2img); tests check it.
+StableDiffusionPipeline (and StableDiffusionImg2ImgPipeline for img2img), and for an SD3 bundle
+(a transformer instead of the UNet) as StableDiffusion3Pipeline; tests check it.
 """
 import copy
 import inspect
@@ -30,6 +31,7 @@ from ..conditioning.channels import depth_input, extra_channels, with_extra
 from ..conditioning.control import control_input, controlled
 from .guidance import cfg_embeddings, guided_output, loss_guidance
 from .schedulers import first_index, img2img_skip, make_scheduler
+from ..models.sd3 import check_joint_text
 from ..models.text import check_width, encode_text
 
 OUTPUTS = ("pil", "tensor", "latents")
@@ -53,7 +55,8 @@ def generate(sd, prompt, negative_prompt="", *, num_steps=25, guidance_scale=7.5
         applied with `loss_scale` every `loss_every` steps (`guidance.loss_guidance_step`).
     output: "pil" (an image, or a list for a list of prompts), "tensor" (B, 3, H, W), "latents".
     text_emb, uncond_emb: (B, 77, D) embeddings to use instead of encoding prompt / negative_prompt
-        (for edited or learned embeddings); the prompt may then be None.
+        (for edited or learned embeddings); the prompt may then be None. For SD3 (a transformer
+        model), `sdlib.sd3.JointText`s (tokens and pooled vectors, as `encode_text` makes them).
     control_image, conditioning_scale: ControlNet (`sd = sdlib.load_controlnet(sd)` first): the
         map (height x width, in [0, 1]) steers every UNet call, its residuals scaled by
         conditioning_scale >= 0 (`conditioning.control`; notebooks/09).
@@ -197,7 +200,9 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
     Used by generate; the loop is taught in notebooks/00."""
     check_sd(sd)
     for name, emb in (("text_emb", text_emb), ("uncond_emb", uncond_emb)):
-        if emb is not None:
+        if emb is not None and sd.transformer is not None:
+            check_joint_text(name, emb, sd.transformer)  # SD3: tokens (B, S, J) and pooled (B, P)
+        elif emb is not None:
             check_width(name, emb, sd.text_encoder)  # (B, 77, D)
     if text_emb is not None and prompt is None:
         prompt = [""] * len(text_emb)
@@ -213,9 +218,10 @@ def check_generate_args(sd, *, prompt, negative_prompt, num_steps, guidance_scal
                          "string, or a list of the same length.")
     if uncond_emb is not None and len(uncond_emb) not in (1, n):
         raise SDLibError(f"uncond_emb has {len(uncond_emb)} rows for {n} prompts; give 1 or {n}.")
-    if text_emb is not None and uncond_emb is not None and text_emb.shape[1] != uncond_emb.shape[1]:
+    tokens = (lambda e: e.tokens.shape[1]) if sd.transformer is not None else (lambda e: e.shape[1])
+    if text_emb is not None and uncond_emb is not None and tokens(text_emb) != tokens(uncond_emb):
         raise SDLibError(f"text_emb and uncond_emb must have the same number of tokens, got "
-                         f"{text_emb.shape[1]} and {uncond_emb.shape[1]}.")
+                         f"{tokens(text_emb)} and {tokens(uncond_emb)}.")
     check_int("num_steps", num_steps, lo=1, hi=num_train_timesteps(sd.scheduler))
     check_number("guidance_scale", guidance_scale)
     check_seed(seed)

@@ -52,7 +52,7 @@ pytestmark = pytest.mark.browser  # one worker runs the whole file: conftest.py 
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-RUN_TIMEOUT_S = 300  # one notebook's Run All Cells
+RUN_TIMEOUT_S = 600  # one notebook's Run All Cells (05 took over 300 s in CI beside another worker)
 # JupyterLab settings for the test: no autosave (the notebooks are run, never saved); every cell
 # rendered (the default windowing leaves cells out of the page until scrolled to); no news pop-up.
 LAB_SETTINGS = {"@jupyterlab/docmanager-extension/plugin": {"autosave": False},

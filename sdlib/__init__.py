@@ -23,7 +23,7 @@ from . import images, processes
 from .conditioning import channels, control, embeddings  # noqa: F401
 from .display import animate, explore_control, explore_embeddings, explore_flow, explore_guidance, explore_latents, explore_noise, plot  # noqa: F401
 from .measure import metrics, speed  # noqa: F401
-from .models import device, flow, load, sd3, text, unet, vae  # noqa: F401
+from .models import device, flow, load, mmdit, sd3, text, unet, vae  # noqa: F401
 from .sampling import guidance, inpaint, sampler, schedulers, step_cache, sweeps  # noqa: F401
 from .training import finetune, objective, textual_inversion  # noqa: F401
 from . import builtin  # noqa: F401  (its submodules load on first use)

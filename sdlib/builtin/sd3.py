@@ -31,10 +31,10 @@ import shutil
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..models.clip_tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
 from ..models.flow import FLOW_SCHEDULER_CONFIG
+from ..models.mmdit import joint_attention
 from ..models.sd3 import MAX_SEQUENCE_LENGTH
 from . import model
 
@@ -137,8 +137,8 @@ def write_skeleton(folder):
 
 def save_sd3(folder, parts, vae, dtype=torch.float16, note="", max_sequence_length=MAX_SEQUENCE_LENGTH):
     """Write a complete StableDiffusion3Pipeline folder (safetensors) from the trained `parts`
-    (`new_parts`' keys) and `vae`, every weight in `dtype` (float16: half the size; load with
-    the module doc: the pipeline loads them as float32). Written to a temporary folder first,
+    (`new_parts`' keys) and `vae`, every weight in `dtype` (float16: half the size; the pipeline
+    still loads them as float32, see the module doc). Written to a temporary folder first,
     then moved into place: an existing SD3 folder is replaced, any other folder left alone (an error)."""
     from diffusers.utils import logging
 
@@ -187,8 +187,9 @@ def load_sd3(folder):
 
 
 class RepeatedTokenAttnProcessor:
-    """SD3's joint attention (diffusers' `JointAttnProcessor2_0`, the same computation) in which the
-    last context token stands for `n` identical copies of itself: its attention logit gets + ln n.
+    """SD3's joint attention (`sdlib.models.mmdit.joint_attention`, diffusers' `JointAttnProcessor2_0`
+    written out) in which the last context token stands for `n` identical copies of itself: its
+    attention logit gets + ln n.
 
     Why it is exact: with no T5, the pipeline's last `max_sequence_length` context tokens are all
     zero, so `context_embedder` turns them into the same vector, and every block treats tokens alike
@@ -202,30 +203,11 @@ class RepeatedTokenAttnProcessor:
         self.n = int(n)
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, *args, **kwargs):
-        B, L = hidden_states.shape[:2]
-        heads = attn.heads
-
-        def split(x):  # (B, S, heads * d) -> (B, heads, S, d)
-            return x.view(B, -1, heads, x.shape[-1] // heads).transpose(1, 2)
-
-        q, k, v = split(attn.to_q(hidden_states)), split(attn.to_k(hidden_states)), split(attn.to_v(hidden_states))
-        if attn.norm_q is not None:
-            q, k = attn.norm_q(q), attn.norm_k(k)
-        cq = split(attn.add_q_proj(encoder_hidden_states))
-        ck = split(attn.add_k_proj(encoder_hidden_states))
-        cv = split(attn.add_v_proj(encoder_hidden_states))
-        if attn.norm_added_q is not None:
-            cq, ck = attn.norm_added_q(cq), attn.norm_added_k(ck)
-        q, k, v = torch.cat([q, cq], 2), torch.cat([k, ck], 2), torch.cat([v, cv], 2)
-        bias = torch.zeros(k.shape[2], dtype=q.dtype, device=q.device)
-        bias[-1] = math.log(self.n)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.view(1, 1, 1, -1))
-        out = out.transpose(1, 2).reshape(B, -1, heads * q.shape[-1]).to(q.dtype)
-        hidden_states, encoder_hidden_states = out[:, :L], out[:, L:]
-        if not attn.context_pre_only:
-            encoder_hidden_states = attn.to_add_out(encoder_hidden_states)
-        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
-        return hidden_states, encoder_hidden_states
+        L = hidden_states.shape[1] + encoder_hidden_states.shape[1]  # image + text tokens
+        bias = torch.zeros(L, dtype=hidden_states.dtype, device=hidden_states.device)
+        bias[-1] = math.log(self.n)  # the last key counts n times
+        x_out, c_out, _ = joint_attention(attn, hidden_states, encoder_hidden_states, key_bias=bias)
+        return x_out, c_out
 
 
 def compact_zero_tokens(transformer, n=MAX_SEQUENCE_LENGTH):

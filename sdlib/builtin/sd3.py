@@ -23,19 +23,16 @@ part in float32, ready for a CPU (diffusers' models load in float32 unless told,
 in their config's dtype). `build_sd3(folder, seed)` writes a randomly initialised folder; `python -m sdlib.builtin.train_sd3`
 trains the transformer and both text encoders from scratch with flow matching and exports one.
 """
-import copy
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 
 import torch
 
-from ..models.clip_tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE, save_clip_tokenizer
+from ..models.clip_tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE
 from ..models.flow import FLOW_SCHEDULER_CONFIG
 from ..models.mmdit import joint_attention
-from ..models.sd3 import MAX_SEQUENCE_LENGTH
+from ..models.sd3 import MAX_SEQUENCE_LENGTH, write_sd3_folder
 from . import model
 
 SEED = 0
@@ -59,18 +56,6 @@ TRANSFORMER_CONFIG = dict(
     pooled_projection_dim=TEXT_CONFIG["projection_dim"] + TEXT_CONFIG_2["projection_dim"],  # 64
     pos_embed_max_size=16,       # sin-cos positions for up to 16x16 patches (256 px pictures)
 )
-
-MODEL_INDEX = {
-    "_class_name": "StableDiffusion3Pipeline", "_diffusers_version": "0.42.1",
-    "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
-    "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
-    "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
-    "text_encoder_3": [None, None],
-    "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "CLIPTokenizer"],
-    "tokenizer_3": [None, None],
-    "transformer": ["diffusers", "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"],
-    "image_encoder": [None, None], "feature_extractor": [None, None],
-}
 
 def dit_init(transformer):
     """DiT's initialisation (Peebles & Xie 2023, sec. 3.2; MM-DiT's blocks are DiT's): Xavier-uniform
@@ -123,42 +108,12 @@ def sd3_vae(source=None):
     return vae.eval().requires_grad_(False)
 
 
-def write_skeleton(folder):
-    """The weight-free parts: both tokenizers (SD v1's CLIP tokenizer, padded with EOS), the
-    scheduler config and model_index.json."""
-    folder = Path(folder)
-    (folder / "scheduler").mkdir(parents=True, exist_ok=True)
-    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(FLOW_SCHEDULER_CONFIG, indent=2))
-    for name in ("tokenizer", "tokenizer_2"):
-        save_clip_tokenizer(folder / name)
-    (folder / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
-    return folder
-
-
 def save_sd3(folder, parts, vae, dtype=torch.float16, note="", max_sequence_length=MAX_SEQUENCE_LENGTH):
-    """Write a complete StableDiffusion3Pipeline folder (safetensors) from the trained `parts`
-    (`new_parts`' keys) and `vae`, every weight in `dtype` (float16: half the size; the pipeline
-    still loads them as float32, see the module doc). Written to a temporary folder first,
-    then moved into place: an existing SD3 folder is replaced, any other folder left alone (an error)."""
-    from diffusers.utils import logging
-
-    logging.set_verbosity_error()  # "modules that should be kept in float32": there are none
-    folder = Path(folder)
-    index = folder / "model_index.json"
-    if folder.exists() and any(folder.iterdir()) and not (
-            index.exists() and json.loads(index.read_text()).get("_class_name") == MODEL_INDEX["_class_name"]):
-        raise FileExistsError(f"{folder} exists and is not a StableDiffusion3Pipeline folder: not replacing it")
-    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    write_skeleton(tmp)
-    for name, module in {**parts, "vae": vae}.items():
-        # a copy: the caller's (training) modules keep their dtype
-        copy.deepcopy(module).to(dtype).save_pretrained(tmp / name, safe_serialization=True)
-        config = tmp / name / "config.json"
-        if name.startswith("text_encoder"):  # transformers loads in the config's dtype: compute in float32
-            config.write_text(json.dumps(dict(json.loads(config.read_text()), dtype="float32"), indent=2) + "\n")
-    (tmp / "README.md").write_text(
+    """Write the miniature as a complete StableDiffusion3Pipeline folder (`sdlib.models.sd3.save_sd3`:
+    safetensors, float16 by default, loaded as float32) from the trained `parts` (`new_parts`' keys)
+    and `vae`, with the built-in flow scheduler and SD v1's CLIP tokenizer twice; an existing SD3
+    folder is replaced, any other folder left alone (an error)."""
+    readme = (
         "# sdlib built-in SD3 in miniature\n\nStableDiffusion3Pipeline layout: SD3Transformer2DModel, two "
         "CLIPTextModelWithProjection, no T5, the built-in VAE. See sdlib/builtin/sd3.py.\n"
         "Load with `StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, "
@@ -166,10 +121,7 @@ def save_sd3(folder, parts, vae, dtype=torch.float16, note="", max_sequence_leng
         f"max_sequence_length={max_sequence_length}"
         f"{' (the default)' if max_sequence_length == 256 else ''}, the zero T5 tokens it was trained with."
         f"\n\n{note}")
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
-    return folder
+    return write_sd3_folder(folder, {**parts, "vae": vae}, FLOW_SCHEDULER_CONFIG, dtype=dtype, readme=readme)
 
 
 def build_sd3(folder, seed=SEED, vae_source=None):

@@ -14,7 +14,10 @@ that formula's one home; `JointText` carries the pair through the sampler; `tran
 calls the transformer as the pipeline does. The built-in SD3 in miniature (`SD3_NAME`, trained by
 `sdlib.builtin.train_sd3`) is this layout at the built-in model's size. Taught in notebooks/11.
 """
+import copy
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,17 @@ SD3_NAME = "builtin-sd3"  # load_sd("builtin-sd3"), and the folder name under sd
 SD3_BUILTIN = builtin_files.SHIPPED.parent / SD3_NAME
 MAX_SEQUENCE_LENGTH = 256  # the pipeline's default: that many zero "T5" tokens follow the 77 CLIP ones
 PIPELINE_CLASS = "StableDiffusion3Pipeline"
+MODEL_INDEX = {  # what the hub's SD3 folders list, with no T5 (and no IP-Adapter image encoder)
+    "_class_name": PIPELINE_CLASS, "_diffusers_version": "0.42.1",
+    "scheduler": ["diffusers", "FlowMatchEulerDiscreteScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
+    "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+    "text_encoder_3": [None, None],
+    "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "CLIPTokenizer"],
+    "tokenizer_3": [None, None],
+    "transformer": ["diffusers", "SD3Transformer2DModel"], "vae": ["diffusers", "AutoencoderKL"],
+    "image_encoder": [None, None], "feature_extractor": [None, None],
+}
 
 
 def sd3_folder():
@@ -130,3 +144,40 @@ def load_parts(source, local_only, dtype):
         transformer=SD3Transformer2DModel.from_pretrained(source, subfolder="transformer", **weights),
         scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(source, subfolder="scheduler", **kw),
     )
+
+
+def write_sd3_folder(folder, parts, scheduler_config, dtype=torch.float16, readme="", pad_tokens=(None, None)):
+    """Write a StableDiffusion3Pipeline folder with no T5 (safetensors): `parts` {"transformer",
+    "text_encoder", "text_encoder_2", "vae"} stored in `dtype`, the scheduler config, SD v1's CLIP
+    tokenizer as both tokenizers (`pad_tokens`: each one's pad token, None: EOS), model_index.json.
+    The text encoders' configs say float32, so that `StableDiffusion3Pipeline.from_pretrained(folder,
+    text_encoder_3=None, tokenizer_3=None)` computes in float32 everywhere (diffusers' models load in
+    float32 unless told, transformers' in their config's dtype). Written to a temporary folder, then
+    moved into place: an existing SD3 folder is replaced, any other folder left alone (FileExistsError).
+    Used by the built-in SD3 (sdlib.builtin.sd3) and the SD3 twin; the layout is taught in notebooks/11."""
+    from diffusers.utils import logging
+
+    from .clip_tokenizer import EOS, save_clip_tokenizer
+
+    logging.set_verbosity_error()  # "modules that should be kept in float32": there are none
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not is_sd3_folder(folder):
+        raise FileExistsError(f"{folder} exists and is not a StableDiffusion3Pipeline folder: not replacing it")
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "scheduler").mkdir(parents=True)
+    (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler_config, indent=2))
+    for name, pad in zip(("tokenizer", "tokenizer_2"), pad_tokens):
+        save_clip_tokenizer(tmp / name, pad_token=pad or EOS)
+    (tmp / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
+    for name, module in parts.items():  # a copy: the caller's (training) modules keep their dtype
+        copy.deepcopy(module).to(dtype).save_pretrained(tmp / name, safe_serialization=True)
+        if name.startswith("text_encoder"):  # transformers loads in the config's dtype: compute in float32
+            config = tmp / name / "config.json"
+            config.write_text(json.dumps(dict(json.loads(config.read_text()), dtype="float32"), indent=2) + "\n")
+    (tmp / "README.md").write_text(readme)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder

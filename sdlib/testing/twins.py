@@ -80,6 +80,38 @@ TWINS["sd-2-1"] = dict(  # 768 px, v-prediction
     scheduler=dict(SCHEDULE, _class_name="DDIMScheduler", prediction_type="v_prediction"))
 
 
+# After SD v2: two checkpoints whose pipelines are not StableDiffusionPipeline. Their own builders
+# (`build_sd3_twin`, `build_sdxl_twin`) write them; notebooks/11 reads their configs.
+CLIP_VIT_L_PROJ = dict(CLIP_VIT_L, hidden_act="quick_gelu", projection_dim=768)  # with its projection (SDXL, SD3)
+OPEN_CLIP_BIGG = dict(  # OpenCLIP ViT-bigG/14's text tower with its projection (SDXL's and SD3's second encoder)
+    vocab_size=49408, hidden_size=1280, intermediate_size=5120, num_hidden_layers=32,
+    num_attention_heads=20, max_position_embeddings=77, hidden_act="gelu",
+    projection_dim=1280, bos_token_id=0, eos_token_id=2, pad_token_id=1)
+SD3_MEDIUM = dict(
+    hub_id="stabilityai/stable-diffusion-3-medium-diffusers", image_size=1024, pad_tokens=(None, "!"),
+    transformer=dict(sample_size=128, patch_size=2, in_channels=16, out_channels=16, num_layers=24,
+                     attention_head_dim=64, num_attention_heads=24, joint_attention_dim=4096,
+                     caption_projection_dim=1536, pooled_projection_dim=2048, pos_embed_max_size=192),
+    vae=dict(VAE, latent_channels=16, scaling_factor=1.5305, shift_factor=0.0609, use_quant_conv=False,
+             use_post_quant_conv=False, sample_size=1024),
+    text=CLIP_VIT_L_PROJ, text_2=OPEN_CLIP_BIGG,
+    scheduler={"_class_name": "FlowMatchEulerDiscreteScheduler", "num_train_timesteps": 1000, "shift": 3.0})
+SDXL_BASE = dict(
+    hub_id="stabilityai/stable-diffusion-xl-base-1.0", image_size=1024, pad_tokens=(None, "!"),
+    unet=dict(UNET_BLOCKS, sample_size=128, block_out_channels=[320, 640, 1280],
+              down_block_types=["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+              up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+              attention_head_dim=[5, 10, 20], transformer_layers_per_block=[1, 2, 10], cross_attention_dim=2048,
+              use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=256,
+              projection_class_embeddings_input_dim=2816),
+    vae=dict(VAE, scaling_factor=0.13025, sample_size=1024, force_upcast=True),
+    text=CLIP_VIT_L, text_2=OPEN_CLIP_BIGG,
+    scheduler={"_class_name": "EulerDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+               "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
+               "timestep_spacing": "leading", "prediction_type": "epsilon", "interpolation_type": "linear",
+               "use_karras_sigmas": False})
+
+
 def _narrowed(widths, factor):
     """Channel widths divided by `factor`, kept multiples of 32 (GroupNorm's 32 groups)."""
     return [max(32, c // factor // 32 * 32) for c in widths]
@@ -234,3 +266,89 @@ def place_in_hf_cache(folder, hub_id, cache_dir, revision="0" * 40):
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(revision)
     return snapshot
+
+
+def _text_twins(cfg, text_layers, seed):
+    """The two CLIP text towers of an SD3/SDXL twin: real widths and vocabulary, `text_layers` deep."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    first = CLIPTextModelWithProjection if "transformer" in cfg else CLIPTextModel  # SDXL's first has none
+    out = []
+    for k, (key, cls) in enumerate((("text", first), ("text_2", CLIPTextModelWithProjection))):
+        torch.manual_seed(seed + 1 + k)
+        out.append(cls(CLIPTextConfig(**dict(cfg[key], num_hidden_layers=text_layers or cfg[key]["num_hidden_layers"]))))
+    return out
+
+
+def build_sd3_twin(folder, narrow=8, vae_narrow=4, sample_size=None, seed=0, text_layers=None, num_layers=None):
+    """Write a twin of SD3 medium (`SD3_MEDIUM`) as a StableDiffusion3Pipeline folder with no T5:
+    the transformer's heads / narrow (24 -> 3 of 64 wide, so caption_projection_dim 192), the VAE's
+    widths / vae_narrow (16 latent channels and SD3's scaling and shift factors kept), both CLIPs at
+    their real widths; optionally a smaller sample_size (latent side), fewer text_layers or
+    transformer num_layers for quick runs. float32. Loads with sdlib.load_sd(folder) and
+    StableDiffusion3Pipeline.from_pretrained(folder, text_encoder_3=None, tokenizer_3=None).
+    Used by the tests of the real-SD3 path; its config is read in notebooks/11."""
+    from diffusers import AutoencoderKL, SD3Transformer2DModel
+
+    from ..models.sd3 import write_sd3_folder
+
+    cfg = SD3_MEDIUM
+    heads = max(1, cfg["transformer"]["num_attention_heads"] // narrow)
+    tcfg = dict(cfg["transformer"], num_attention_heads=heads, caption_projection_dim=heads * 64)
+    if sample_size:
+        tcfg["sample_size"] = sample_size
+    if num_layers:
+        tcfg["num_layers"] = num_layers
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(**dict(cfg["vae"], block_out_channels=_narrowed(cfg["vae"]["block_out_channels"], vae_narrow)))
+    text, text_2 = _text_twins(cfg, text_layers, seed)
+    torch.manual_seed(seed + 3)
+    transformer = SD3Transformer2DModel(**tcfg)
+    readme = (f"# Twin of {cfg['hub_id']} (no T5)\n\nRandom weights (seed {seed}), the real configs with the "
+              f"transformer's heads / {narrow}; made by `sdlib.testing.twins.build_sd3_twin`.\n")
+    return write_sd3_folder(folder, {"transformer": transformer, "text_encoder": text, "text_encoder_2": text_2,
+                                     "vae": vae}, cfg["scheduler"], dtype=torch.float32, readme=readme,
+                            pad_tokens=cfg["pad_tokens"])
+
+
+def build_sdxl_twin(folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, text_layers=None):
+    """Write a twin of SDXL base 1.0 (`SDXL_BASE`) as a StableDiffusionXLPipeline folder: the UNet's
+    widths / narrow, the VAE's / vae_narrow, both CLIPs at their real widths (cross-attention 768 +
+    1280 = 2048, pooled 1280, six size/crop numbers of 256 each: 1280 + 6 * 256 = 2816 into the
+    time embedding); optionally a smaller sample_size and fewer text_layers. float32.
+    Used by notebooks/11 (SDXL's changes) and its tests."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from ..models.clip_tokenizer import EOS, save_clip_tokenizer
+
+    cfg = SDXL_BASE
+    unet_cfg = dict(cfg["unet"], block_out_channels=_narrowed(cfg["unet"]["block_out_channels"], narrow))
+    vae_cfg = dict(cfg["vae"], block_out_channels=_narrowed(cfg["vae"]["block_out_channels"], vae_narrow))
+    if sample_size:
+        unet_cfg["sample_size"], vae_cfg["sample_size"] = sample_size, sample_size * 8
+    folder = Path(folder)
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    torch.manual_seed(seed)
+    parts = {"vae": AutoencoderKL(**vae_cfg)}
+    parts["text_encoder"], parts["text_encoder_2"] = _text_twins(cfg, text_layers, seed)
+    torch.manual_seed(seed + 3)
+    parts["unet"] = UNet2DConditionModel(**unet_cfg)
+    for name, module in parts.items():
+        module.save_pretrained(tmp / name, safe_serialization=True)
+    for name, pad in zip(("tokenizer", "tokenizer_2"), cfg["pad_tokens"]):
+        save_clip_tokenizer(tmp / name, pad_token=pad or EOS)
+    (tmp / "scheduler").mkdir()
+    (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(cfg["scheduler"], indent=2))
+    (tmp / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionXLPipeline", "_diffusers_version": "0.19.0.dev0",
+        "force_zeros_for_empty_prompt": True, "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"], "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"],
+        "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
+        "image_encoder": [None, None], "feature_extractor": [None, None]}, indent=2))
+    (tmp / "README.md").write_text(f"# Twin of {cfg['hub_id']}\n\nRandom weights (seed {seed}), the real configs "
+                                   f"with UNet widths / {narrow}; made by `sdlib.testing.twins.build_sdxl_twin`.\n")
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    return folder

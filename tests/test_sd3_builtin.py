@@ -54,7 +54,7 @@ def test_random_folder_loads_offline_and_draws(folder, pipe, monkeypatch):
     image = pipe("a red circle", num_inference_steps=2, output_type="np",
                  generator=torch.Generator().manual_seed(0)).images
     assert image.shape == (1, 128, 128, 3) and torch.isfinite(torch.as_tensor(image)).all()
-    assert sd3.folder_megabytes(folder) <= 22
+    assert sd3.folder_megabytes(folder) <= 20.5  # beside the other shipped models: sdlib/models/ <= 120 MB
     for part in ("transformer", "vae", "text_encoder", "text_encoder_2"):
         with safe_open(next((folder / part).glob("*.safetensors")), "pt") as f:
             assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}, part

@@ -6,10 +6,12 @@ loads with `diffusers.StableDiffusion3Pipeline.from_pretrained(folder)` offline 
 - transformer: `SD3Transformer2DModel` (MM-DiT), on the built-in VAE's 16x16x4 latents of 128 px
   pictures, cut into 2x2 patches: 64 image tokens, in joint attention with the text tokens.
 - text_encoder, text_encoder_2: two `CLIPTextModelWithProjection` on the real CLIP vocabulary
-  (SD3's CLIP-L and OpenCLIP bigG, here 32 wide each). The pipeline takes each one's penultimate
-  hidden states (77 tokens), concatenates them along the features (32 + 32 = 64) and pads them
+  (SD3's CLIP-L and OpenCLIP bigG, 768 and 1280 wide; here 16 and 32, the same proportion of about
+  one to two, kept small because each holds a row for each of the 49408 tokens of the vocabulary). The pipeline
+  takes each one's penultimate hidden states (77 tokens), concatenates them along the features
+  (16 + 32 = 48, SD3: 768 + 1280 = 2048) and pads them
   with zeros to `joint_attention_dim`; the pooled prompt is the two projected EOS vectors side by
-  side (32 + 32 = `pooled_projection_dim`). `sdlib.models.sd3.joint_text` does exactly that.
+  side (16 + 32 = `pooled_projection_dim`). `sdlib.models.sd3.joint_text` does exactly that.
 - text_encoder_3 (SD3's T5-XXL): none. The pipeline then appends `max_sequence_length` (256 by
   default) all-zero tokens to the 77 CLIP tokens: the transformer reads 77 + 256 context tokens.
 - vae: the built-in model's VAE (4 latent channels, not SD3's 16), with SD3's `shift_factor`
@@ -38,22 +40,22 @@ from . import model
 SEED = 0
 LATENT_SIZE = model.IMAGE_SIZE // 8  # 16: the built-in VAE's latents of 128 px pictures
 
-# SD3's two CLIPs: CLIP-L (quick_gelu) and OpenCLIP bigG (gelu), here 32 wide with 2 layers each.
+# SD3's two CLIPs: CLIP-L (quick_gelu) and OpenCLIP bigG (gelu), here 16 and 32 wide, 2 layers each.
 # Two layers, because the pipeline reads the penultimate hidden states: with one layer they would
 # be the token + position embeddings alone; the last layer only feeds the pooled vector.
 TEXT_CONFIG = dict(
-    vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=128, num_hidden_layers=2,
+    vocab_size=VOCAB_SIZE, hidden_size=16, intermediate_size=64, num_hidden_layers=2,
     num_attention_heads=2, max_position_embeddings=MAX_LENGTH, hidden_act="quick_gelu",
-    bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=EOS_ID, projection_dim=32,
+    bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=EOS_ID, projection_dim=16,
 )
-TEXT_CONFIG_2 = dict(TEXT_CONFIG, hidden_act="gelu")
+TEXT_CONFIG_2 = dict(TEXT_CONFIG, hidden_size=32, intermediate_size=128, projection_dim=32, hidden_act="gelu")
 
 TRANSFORMER_CONFIG = dict(
     sample_size=LATENT_SIZE, patch_size=2, in_channels=4, out_channels=4,
     num_layers=4, attention_head_dim=32, num_attention_heads=4,   # width 128
-    joint_attention_dim=128,     # the CLIP features (32 + 32) padded with zeros to it, as SD3 pads 2048 to 4096
+    joint_attention_dim=128,     # the CLIP features (16 + 32) padded with zeros to it, as SD3 pads 2048 to 4096
     caption_projection_dim=128,  # = the width: context_embedder maps joint_attention_dim to it
-    pooled_projection_dim=TEXT_CONFIG["projection_dim"] + TEXT_CONFIG_2["projection_dim"],  # 64
+    pooled_projection_dim=TEXT_CONFIG["projection_dim"] + TEXT_CONFIG_2["projection_dim"],  # 48
     pos_embed_max_size=16,       # sin-cos positions for up to 16x16 patches (256 px pictures)
 )
 

@@ -21,7 +21,7 @@ The module names from before this layout (`sdlib.schedule`, `sdlib.sampler`, ...
 """
 from . import images, processes
 from .conditioning import channels, control, embeddings  # noqa: F401
-from .display import animate, explore_control, explore_embeddings, explore_flow, explore_guidance, explore_latents, explore_noise, plot  # noqa: F401
+from .display import animate, explore_control, explore_embeddings, explore_flow, explore_guidance, explore_sd3, explore_latents, explore_noise, plot  # noqa: F401
 from .measure import metrics, speed  # noqa: F401
 from .models import device, flow, load, mmdit, sd3, text, unet, vae  # noqa: F401
 from .sampling import guidance, inpaint, sampler, schedulers, step_cache, sweeps  # noqa: F401

@@ -17,10 +17,12 @@ from sdlib import explore_flow as XF
 from sdlib import explore_guidance as XG
 from sdlib import explore_latents as XL
 from sdlib import explore_noise as XN
+from sdlib import explore_sd3 as X3
 from sdlib import images as IM
 from sdlib import plot as P
 from sdlib.builtin import checker as C
 from sdlib.builtin import scenes as S
+from sdlib.builtin import sd3 as SD3
 
 IMAGE_KINDS = ("a path, a PIL image, an array (H, W) / (H, W, 3) / (H, W, 4), or a tensor "
                "(3, H, W) / (1, 3, H, W) in [0, 1]")
@@ -37,6 +39,7 @@ def x(sd, tmp_path_factory):
         img=Image.new("RGB", (16, 16), (200, 40, 0)), small=Image.new("RGB", (8, 8)),
         z=sdlib.encode(sd, Image.new("RGB", (64, 64))),  # (1, 4, 8, 8) on any model
         fig=fig, ax=ax, scene=S.make_scene("red", "circle"), flow=sdlib.load_sd("builtin-flow", device="cpu"),
+        sd3=sdlib.load_sd(str(SD3.build_sd3(tmp_path_factory.mktemp("sd3") / "m")), device="cpu"),
         file=tmp_path_factory.mktemp("f") / "a_file")
     plt.close(fig)
 
@@ -312,6 +315,17 @@ CASES = [
     ("explore_flow.explorer", lambda sd, x: XF.explorer(sd, x.flow, seed=1.5),
      "seed must be a whole number from 0 to 2**64 - 1, got 1.5."),
 
+    ("explore_sd3.render", lambda sd, x: X3.render(sd, "a"),
+     "sd must be an SD3 model (a transformer denoiser), e.g. sdlib.load_sd('builtin-sd3'), got 'builtin' with a UNet."),
+    ("explore_sd3.render", lambda sd, x: X3.render(None, "a"), NOT_SD + "NoneType."),
+    ("explore_sd3.render", lambda sd, x: X3.render(x.sd3, 3), "prompt must be a string, got 3."),
+    ("explore_sd3.render", lambda sd, x: X3.render(x.sd3, "a", num_steps=0),
+     "num_steps must be a whole number from 1 to 1000, got 0."),
+    ("explore_sd3.render", lambda sd, x: X3.render(x.sd3, "a", seed=-1),
+     "seed must be a whole number from 0 to 2**64 - 1, got -1."),
+    ("explore_sd3.explorer", lambda sd, x: X3.explorer(sd), "sd must be an SD3 model (a transformer denoiser)"),
+    ("explore_sd3.explorer", lambda sd, x: X3.explorer(x.sd3, prompt=["a"]), "prompt must be a string, got ['a']."),
+
     ("plot_schedule", lambda sd, x: XN.plot_schedule("ddim"), f"scheduler {SCHEDULER}, got str."),
     ("plot_schedule", lambda sd, x: XN.plot_schedule(sd.scheduler, num_steps=0),
      "num_steps must be a whole number from 1 to 1000, got 0."),
@@ -443,7 +457,7 @@ def test_bad_input_is_one_clear_error(sd, x, function, call, message):
 def test_every_public_display_function_is_covered():
     """A new public function in these modules needs its bad-input cases here too."""
     modules = [("", m) for m in (IM, P, A, XL, XN, C)]
-    modules += [("explore_guidance.", XG), ("explore_embeddings.", XE), ("explore_flow.", XF)]
+    modules += [("explore_guidance.", XG), ("explore_embeddings.", XE), ("explore_flow.", XF), ("explore_sd3.", X3)]
     public = {prefix + name for prefix, m in modules for name, f in vars(m).items()
               if callable(f) and not name.startswith("_") and getattr(f, "__module__", None) == m.__name__
               and not isinstance(f, type)}

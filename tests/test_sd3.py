@@ -99,3 +99,12 @@ def test_bad_inputs_are_one_clear_error(sd):
         sdlib.generate(sd, "a red circle", depth_map=torch.zeros(128, 128), num_steps=2)
     with pytest.raises(sdlib.SDLibError, match="control_image needs a ControlNet"):
         sdlib.generate(sd, "a red circle", control_image=torch.zeros(128, 128), num_steps=2)
+
+
+def test_denoiser_flops_counts_one_call_of_either_denoiser(sd):
+    from sdlib.measure import speed
+
+    unet = sdlib.load_sd("builtin", device="cpu")
+    assert speed.denoiser_flops(unet) == speed.flop_parts(unet)["total"]  # the UNet's own count, batch 2
+    one, two = speed.denoiser_flops(sd, batch=1), speed.denoiser_flops(sd, batch=2)
+    assert one > 0 and two == 2 * one

@@ -116,6 +116,32 @@ def flop_parts(sd, batch=2):
     return out
 
 
+@torch.no_grad()
+def denoiser_flops(sd, batch=2):
+    """Floating-point operations of one call of the denoiser (the UNet, or SD3's transformer) on
+    `batch` latents of the model's size, through the sampler's own call (`guided_output`), with the
+    empty prompt's text (2 = one picture with classifier-free guidance). Text encoder and VAE not
+    counted. The same on every machine. Taught in notebooks/11, section 1 (the UNet's parts: `flop_parts`)."""
+    import copy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ..models.text import encode_text
+    from ..sampling.guidance import guided_output
+
+    check_sd(sd)
+    batch = check_int("batch", batch, lo=1)
+    scheduler = copy.deepcopy(sd.scheduler)
+    scheduler.set_timesteps(1)
+    side = sd.denoiser.config.sample_size
+    x = torch.zeros(batch, sd.vae.config.latent_channels, side, side, dtype=sd.dtype, device=sd.device)
+    text = encode_text(sd, [""] * batch)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        guided_output(sd, scheduler, x, scheduler.timesteps[0], text, 1.0)
+    return counter.get_total_flops()
+
+
 # Peak dense fp16/bf16 tensor-core throughput (TFLOP/s, without sparsity) from NVIDIA's data sheets,
 # for the GPUs Colab and Kaggle offer, and the H100/H200; the compute bound of a step is its FLOPs / peak.
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "T4": 65.0, "P100": 18.7, "V100": 125.0}

@@ -108,8 +108,8 @@ def joint_attention(attn, x, c, key_bias=None):
 
 
 class _Recorder:
-    """A joint-attention processor that returns what diffusers' own returns and keeps, for every
-    call, the image-to-text block of P averaged over heads: (B, N, S)."""
+    """A joint-attention processor that returns what diffusers' own returns (to float rounding: the
+    softmax is written out) and keeps, for every call, the image-to-text block of P averaged over heads: (B, N, S)."""
 
     def __init__(self, store, name):
         self.store, self.name = store, name
@@ -136,3 +136,19 @@ def capture_joint_attention(transformer):
         yield store
     finally:
         transformer.set_attn_processor(original)
+
+
+def token_maps(store, height, row=-1):
+    """Where the image patches looked, per text token: the recorded image-to-text attention
+    (`capture_joint_attention`) of batch row `row` (-1: the last, the prompt's half under
+    classifier-free guidance), averaged over every recorded call (blocks and steps), as maps
+    (S, height, N / height): map k says how much each patch attended to text token k.
+    Taught in notebooks/11, section 3."""
+    if not store:
+        raise SDLibError("store is empty: run the transformer inside `with capture_joint_attention(...)` first.")
+    mean = torch.stack([p[row] for _, p in store]).mean(0)  # (N, S)
+    N, S = mean.shape
+    height = check_int("height", height, lo=1)
+    if N % height:
+        raise SDLibError(f"height must divide the {N} image patches, got {height}.")
+    return mean.T.reshape(S, height, N // height)

@@ -160,3 +160,17 @@ def test_export_reloads_the_ema_weights(run, tmp_path):
     got_text = pipe.text_encoder_2.state_dict()
     assert all(torch.equal(got_text[k], ema_text[k].half().float()) for k in ema_text)
     assert "max_sequence_length=256" in (out / "README.md").read_text()
+
+
+def test_the_evaluation_writes_every_row_for_the_card(folder, tmp_path):
+    from sdlib.builtin import evaluate_sd3
+
+    out = tmp_path / "evaluation.json"
+    evaluate_sd3.main(["--sd3", str(folder), "--n", "1", "--sd3-only", "--out", str(out)])
+    import json
+
+    card = json.loads(out.read_text())
+    figures = card["models"]["builtin-sd3"]
+    assert set(evaluate_sd3.ROWS) <= set(figures) and all(0 <= figures[r] <= 1 for r in evaluate_sd3.ROWS)
+    assert figures["seconds"] > 0 and figures["params_million"] == pytest.approx(2.29, abs=0.01)
+    assert card["defaults"]["builtin-sd3"] == [28, 7.0]

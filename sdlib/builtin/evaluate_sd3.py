@@ -1,0 +1,84 @@
+"""Measuring the built-in SD3 in miniature beside the built-in flow UNet: the same scenes, the same
+flow-matching objective, two backbones (notebooks/11, section 7; training/sd3-builtin.md).
+
+    python -m sdlib.builtin.evaluate_sd3 --sd3 sdlib/models/builtin-sd3 --n 48 --threads 1 --out evaluation.json
+
+Each model at its own pipeline's defaults (the MM-DiT: StableDiffusion3Pipeline's 28 steps and
+guidance 7.0; the UNet: the course's 25 steps and 7.5), on the same held-out prompts and seeds: the
+judge's colour and shape accuracy (`evaluate.adherence`), left/right placement ("side") and two
+objects in one picture (`evaluate.row_accuracy`), seconds per picture on this machine, parameters
+and FLOPs of one guided denoiser call.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from ..measure import speed
+from ..models.flow import FLOW_NAME
+from ..models.load import load_sd, n_params
+from ..models.sd3 import SD3_NAME
+
+DEFAULTS = {FLOW_NAME: (25, 7.5), SD3_NAME: (28, 7.0)}  # (steps, guidance) each model is sampled with
+ROWS = ("colour", "shape", "side", "two_object")
+
+
+def seconds_per_picture(sd, num_steps, guidance_scale, repeats=3):
+    """Wall-clock seconds of one `generate` of one picture, the mean of `repeats` after a warm-up."""
+    from ..sampling.sampler import generate
+
+    generate(sd, "a red circle", num_steps=2)
+    start = time.perf_counter()
+    for i in range(repeats):
+        generate(sd, "a red circle", num_steps=num_steps, guidance_scale=guidance_scale, seed=i)
+    return (time.perf_counter() - start) / repeats
+
+
+def measure(sd, num_steps, guidance_scale, n=48, rows=ROWS):
+    """{row: accuracy} on n held-out prompts per row, plus "seconds", "params_million", "gflop_per_call"."""
+    from . import evaluate
+
+    out = {}
+    if "colour" in rows or "shape" in rows:
+        res = evaluate.adherence(sd, guidance_scale, n=n, num_steps=num_steps)
+        out.update({r: res[f"{r}_acc"] for r in ("colour", "shape") if r in rows})
+    for row in ("side", "two_object"):
+        if row in rows:
+            out[row] = evaluate.row_accuracy(sd, row, guidance_scale, n=n, num_steps=num_steps)["acc"]
+    out["seconds"] = seconds_per_picture(sd, num_steps, guidance_scale)
+    out["params_million"] = n_params(sd.denoiser) / 1e6
+    out["gflop_per_call"] = speed.denoiser_flops(sd) / 1e9
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sd3", default=SD3_NAME, help="the SD3 model: 'builtin-sd3' or an exported folder")
+    ap.add_argument("--n", type=int, default=48, help="held-out prompts per row")
+    ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows to measure")
+    ap.add_argument("--sd3-only", action="store_true", help="measure the SD3 model only (a training probe)")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = tuple(r for r in args.rows.split(",") if r)
+    start = time.monotonic()
+    models = {SD3_NAME: args.sd3} if args.sd3_only else {FLOW_NAME: FLOW_NAME, SD3_NAME: args.sd3}
+    figures = {}
+    for name, source in models.items():
+        steps, guidance = DEFAULTS[name]
+        figures[name] = measure(load_sd(source, device="cpu"), steps, guidance, args.n, rows)
+        print(f"{name} ({steps} steps, guidance {guidance}): " + ", ".join(
+            f"{k} {v:.1%}" if k in ROWS else f"{k} {v:.2f}" for k, v in figures[name].items()), flush=True)
+    minutes = (time.monotonic() - start) / 60
+    print(f"{minutes:.1f} min")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"n": args.n, "defaults": DEFAULTS, "models": figures,
+                                              "minutes": round(minutes, 1)}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

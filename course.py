@@ -8,7 +8,7 @@
     ./course.sh site            py course.py site            build the course website into site/
     ./course.sh torch-choice    py course.py torch-choice    which PyTorch wheels a first setup installs
 
-Extra arguments after `lab` go to jupyter lab, after `test` (and `--latest`) to pytest
+Extra arguments after `lab` go to jupyter lab (a folder first opens that folder instead of notebooks/), after `test` (and `--latest`) to pytest
 (./course.sh test -k sampler). course.sh only runs this file with $PYTHON (default python3).
 
 Environment: SDLIB_VENV (the virtual environment, default .venv); SDLIB_TORCH=cpu|default|auto and
@@ -175,12 +175,12 @@ def setup():
 LAB_OVERRIDES = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
 
 
-def prepare_lab(python, venv):
-    """LAB_OVERRIDES written into the environment, and the notebooks trusted (`jupyter trust`):
-    JupyterLab draws widgets only in trusted notebooks, so the committed explorers then show their
-    sliders and picture before anything runs (tests/test_browser.py)."""
+def prepare_lab(python, venv, folder="notebooks"):
+    """LAB_OVERRIDES written into the environment, and the notebooks of `folder` trusted (`jupyter
+    trust`): JupyterLab draws widgets only in trusted notebooks, so the committed explorers then show
+    their sliders and picture before anything runs (tests/test_browser.py)."""
     overrides = Path(venv, "share", "jupyter", "lab", "settings", "overrides.d", "sdlib.json")
-    trust = [python, "-m", "jupyter", "trust", *sorted(str(p) for p in Path("notebooks").glob("*.ipynb"))]
+    trust = [python, "-m", "jupyter", "trust", *sorted(str(p) for p in Path(folder).glob("*.ipynb"))]
     if dry_run():
         print(f"+ write {overrides}\n+ " + show(trust))
         return
@@ -272,8 +272,10 @@ def main(argv):
     command, args = (argv[0], argv[1:]) if argv else ("", [])
     if command == "lab":
         python = setup()
-        prepare_lab(python, os.environ.get("SDLIB_VENV") or ".venv")
-        replace_process([python, "-m", "jupyter", "lab", "notebooks/", *args])
+        # `lab FOLDER ...`: open another folder of notebooks (a copy of the course's) instead of notebooks/
+        folder, args = (args[0], args[1:]) if args[:1] and Path(args[0]).is_dir() else ("notebooks/", args)
+        prepare_lab(python, os.environ.get("SDLIB_VENV") or ".venv", folder)
+        replace_process([python, "-m", "jupyter", "lab", folder, *args])
     elif command == "test" and args[:1] == ["--latest"]:
         replace_process(pytest_command(setup_latest(), args[1:]), TEST_ENV)
     elif command == "test":

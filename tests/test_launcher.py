@@ -121,6 +121,12 @@ def test_dry_run_prints_the_exact_test_and_lab_commands(tmp_path):
     overrides = tmp_path / "venv" / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "sdlib.json"
     assert (code, out) == (0, f"+ write {overrides}\n+ {python} -m jupyter trust {notebooks}\n"
                               f"+ {python} -m jupyter lab notebooks/ --no-browser\n")
+    copy = tmp_path / "copy"  # `lab FOLDER`: another folder of notebooks, trusted and opened instead
+    copy.mkdir()
+    (copy / "00_overview.ipynb").write_text("{}")
+    code, out = launch("lab", str(copy), "--no-browser", via="course.sh", **env)
+    assert (code, out) == (0, f"+ write {overrides}\n+ {python} -m jupyter trust {copy / '00_overview.ipynb'}\n"
+                              f"+ {python} -m jupyter lab {copy} --no-browser\n")
     code, out = launch("site", **env)
     assert (code, out) == (0, f"+ {python} tools/build_site.py\n")
 

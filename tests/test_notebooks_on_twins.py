@@ -40,7 +40,7 @@ JUDGES_THE_BUILTIN_PAIR = ("10_",)  # the judge reads the built-in pair's pictur
 # (07's v-prediction training target is tested in tests/test_finetune.py)
 TEXT_LAYERS = 2  # text-encoder depth of the twins here (tests/test_twins.py checks the real depths)
 sys.path.insert(0, str(ROOT / "tools"))
-from execute_notebooks import ENV, QUICK_ENV  # noqa: E402  (the environment notebooks are executed in)
+from execute_notebooks import ENV, QUICK_ENV, quick_steps  # noqa: E402  (the environment notebooks are executed in)
 
 
 @pytest.fixture(scope="module")
@@ -77,19 +77,11 @@ WORKERS = 1 if UNDER_XDIST else max(1, min(4, (os.cpu_count() or 1)))
 THREADS = "1" if UNDER_XDIST else str(max(1, (os.cpu_count() or 1) // WORKERS))
 
 
-# The sampling counts written into the cells (`num_steps=25`, `set_timesteps(25)`, ...) are capped at
-# QUICK_STEPS in the copy that runs here, the hand loops and the library calls they are compared with
-# alike: the twins draw noise, so what is tested is that every cell runs. Notebooks 07 and 08 read
-# SDLIB_SAMPLE_STEPS themselves. The 15 runs took 323 s together in a quiet fresh-clone run on
-# 2 cores (2026-12-04, at 59d5a98). 08's sampler sweep keeps its counts (5, 10, 25, 50: a worked
-# answer reads the 10-step row), which makes 08 the longest run (37 s on the 2.1 twin).
-QUICK_STEPS = int(QUICK_ENV["SDLIB_SAMPLE_STEPS"])
-STEP_COUNT = re.compile(r"\b(num_steps\s*=\s*|num_inference_steps\s*=\s*|set_timesteps\()(\d+)\b")
-
-
-def quick_steps(source):
-    """`source` with every literal step count above QUICK_STEPS lowered to it."""
-    return STEP_COUNT.sub(lambda m: m[1] + str(min(int(m[2]), QUICK_STEPS)), source)
+# The sampling counts written into the cells are capped at QUICK_STEPS in the copy that runs here
+# (`execute_notebooks.quick_steps`): the twins draw noise, so what is tested is that every cell runs.
+# Notebooks 07 and 08 read SDLIB_SAMPLE_STEPS themselves. The 15 runs took 323 s together in a quiet
+# fresh-clone run on 2 cores (2026-12-04, at 59d5a98); 08's sampler sweep keeps its counts, which
+# makes 08 the longest run (37 s on the 2.1 twin).
 
 
 GUARD = """\
@@ -178,7 +170,7 @@ def test_builtin_world_lines_finds_verdicts_printed_on_real_sd():
 def test_quick_steps_lowers_the_step_counts_written_in_cells():
     source = ('image = sdlib.generate(sd, prompt, seed=0, num_steps=25)\nscheduler.set_timesteps(25)\n'
               'pipe(prompt, num_inference_steps=25)\nnum_steps = 3\nsch.set_timesteps(N)\n'
-              'SAMPLERS, STEP_COUNTS = ("ddim", "euler"), (5, 10, 25, 50)')  # kept: see above
+              'SAMPLERS, STEP_COUNTS = ("ddim", "euler"), (5, 10, 25, 50)')  # kept: execute_notebooks.QUICK_STEPS
     assert quick_steps(source) == (
         'image = sdlib.generate(sd, prompt, seed=0, num_steps=5)\nscheduler.set_timesteps(5)\n'
         'pipe(prompt, num_inference_steps=5)\nnum_steps = 3\nsch.set_timesteps(N)\n'

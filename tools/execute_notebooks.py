@@ -30,6 +30,16 @@ ENV = {"SDLIB_MODEL": "builtin", "SDLIB_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
 # in the browser): notebook 07 trains 2 steps, 07 and 08 sample 5 (08's sampler sweep keeps its
 # counts); the twin runs cap the step counts written in the other notebooks' cells at the same 5.
 QUICK_ENV = {"SDLIB_TRAIN_STEPS": "2", "SDLIB_SAMPLE_STEPS": "5"}
+# The sampling counts written into cells (`num_steps=25`, `set_timesteps(25)`, ...) are capped at
+# QUICK_STEPS in the quick copies (the hand loops and the library calls they are compared with
+# alike). 08's sampler sweep keeps its counts (5, 10, 25, 50: a worked answer reads the 10-step row).
+QUICK_STEPS = int(QUICK_ENV["SDLIB_SAMPLE_STEPS"])
+STEP_COUNT = re.compile(r"\b(num_steps\s*=\s*|num_inference_steps\s*=\s*|set_timesteps\()(\d+)\b")
+
+
+def quick_steps(source):
+    """`source` with every literal step count above QUICK_STEPS lowered to it."""
+    return STEP_COUNT.sub(lambda m: m[1] + str(min(int(m[2]), QUICK_STEPS)), source)
 
 
 def execute(path, write=True, timeout=600, env=None):

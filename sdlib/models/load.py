@@ -240,7 +240,7 @@ def _pipeline_class(source, kw):
         return sd3.PIPELINE_CLASS if sd3.is_sd3_folder(source) else ""
     try:
         return DiffusionPipeline.load_config(source, **kw).get("_class_name", "")
-    except OSError:  # no model_index.json: the parts alone (SD v1's layout is assumed)
+    except Exception:  # no model_index.json, offline, gated: the parts' own loading explains it (`_explain`)
         return ""
 
 

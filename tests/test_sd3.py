@@ -108,3 +108,11 @@ def test_denoiser_flops_counts_one_call_of_either_denoiser(sd):
     assert speed.denoiser_flops(unet) == speed.flop_parts(unet)["total"]  # the UNet's own count, batch 2
     one, two = speed.denoiser_flops(sd, batch=1), speed.denoiser_flops(sd, batch=2)
     assert one > 0 and two == 2 * one
+
+
+def test_a_missing_builtin_sd3_folder_is_one_clear_error(monkeypatch, tmp_path):
+    from sdlib.models import sd3 as sd3_module
+
+    monkeypatch.setattr(sd3_module, "SD3_BUILTIN", tmp_path / "builtin-sd3")
+    with pytest.raises(sdlib.SDLibError, match=r"the built-in SD3 is not in the package .*train_sd3"):
+        sdlib.load_sd("builtin-sd3")

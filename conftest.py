@@ -19,7 +19,8 @@ import pytest
 
 SPREAD = ("tests/test_notebooks_on_twins.py",)  # files whose tests are shared out one by one
 SLOW_FILES = ("tests/test_browser.py", "tests/test_colab_install.py", "tests/test_builtin_model.py",
-              "tests/test_twins.py", "tests/test_guidance.py")  # > 30 s each, measured
+              "tests/test_twins.py", "tests/test_guidance.py", "tests/test_sd3_sdxl_twins.py",
+              "tests/test_sd3_builtin.py", "tests/test_sd3.py")  # > 30 s each, measured
 NOTEBOOK_TIMES = Path(__file__).parent / "docs" / "notebook_times.json"
 
 

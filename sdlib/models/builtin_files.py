@@ -28,3 +28,14 @@ def builtin_path():
     raise SDLibError(f"the built-in model is not in the package ({SHIPPED}) nor built in {cache_dir()}: "
                      "reinstall the course, or build a random one with "
                      "`python -c 'import sdlib.builtin as b; b.build_builtin(b.cache_dir())'`.")
+
+
+def shipped_folder(folder, part, what, trainer, card):
+    """`folder` (a model shipped beside the built-in one) if its `part`/config.json is there, else
+    one SDLibError naming what is missing and the command that trains and exports it.
+    Used by load_sd for "builtin-flow" (notebooks/10) and "builtin-sd3" (notebooks/11)."""
+    if not (Path(folder) / part / "config.json").exists():
+        raise SDLibError(f"the built-in {what} is not in the package ({folder}): train and export it "
+                         f"with `python -m sdlib.builtin.{trainer}` ({card}).")
+    return Path(folder)
+

@@ -7,7 +7,6 @@ model's (frozen while the UNet learned the new objective). `load_sd("builtin-flo
 together. Trained by `python -m sdlib.builtin.train_flow` (training/flow-builtin.md); taught in
 notebooks/10.
 """
-from pathlib import Path
 
 from . import builtin_files
 
@@ -26,9 +25,4 @@ FLOW_SCHEDULER_CONFIG = {
 def flow_folder():
     """The shipped flow model's folder; SDLibError when the package has none (a checkout before
     training). Used by load_sd; taught in notebooks/10."""
-    from ..errors import SDLibError
-
-    if not (FLOW_BUILTIN / "unet" / "config.json").exists():
-        raise SDLibError(f"the built-in flow model is not in the package ({FLOW_BUILTIN}): train and export it "
-                         "with `python -m sdlib.builtin.train_flow` (training/flow-builtin.md).")
-    return Path(FLOW_BUILTIN)
+    return builtin_files.shipped_folder(FLOW_BUILTIN, "unet", "flow model", "train_flow", "training/flow-builtin.md")

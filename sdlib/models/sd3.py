@@ -46,12 +46,7 @@ MODEL_INDEX = {  # what the hub's SD3 folders list, with no T5 (and no IP-Adapte
 def sd3_folder():
     """The shipped SD3 miniature's folder; SDLibError when the package has none (a checkout before
     training). Used by load_sd; taught in notebooks/11."""
-    from ..errors import SDLibError
-
-    if not (SD3_BUILTIN / "transformer" / "config.json").exists():
-        raise SDLibError(f"the built-in SD3 is not in the package ({SD3_BUILTIN}): train and export it "
-                         "with `python -m sdlib.builtin.train_sd3` (training/sd3-builtin.md).")
-    return Path(SD3_BUILTIN)
+    return builtin_files.shipped_folder(SD3_BUILTIN, "transformer", "SD3", "train_sd3", "training/sd3-builtin.md")
 
 
 def is_sd3_folder(folder):

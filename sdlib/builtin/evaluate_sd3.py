@@ -25,17 +25,6 @@ DEFAULTS = {FLOW_NAME: (25, 7.5), SD3_NAME: (28, 7.0)}  # (steps, guidance) each
 ROWS = ("colour", "shape", "side", "two_object")
 
 
-def seconds_per_picture(sd, num_steps, guidance_scale, repeats=3):
-    """Wall-clock seconds of one `generate` of one picture, the mean of `repeats` after a warm-up."""
-    from ..sampling.sampler import generate
-
-    generate(sd, "a red circle", num_steps=2)
-    start = time.perf_counter()
-    for i in range(repeats):
-        generate(sd, "a red circle", num_steps=num_steps, guidance_scale=guidance_scale, seed=i)
-    return (time.perf_counter() - start) / repeats
-
-
 def measure(sd, num_steps, guidance_scale, n=48, rows=ROWS):
     """{row: accuracy} on n held-out prompts per row, plus "seconds", "params_million", "gflop_per_call"."""
     from . import evaluate
@@ -47,7 +36,7 @@ def measure(sd, num_steps, guidance_scale, n=48, rows=ROWS):
     for row in ("side", "two_object"):
         if row in rows:
             out[row] = evaluate.row_accuracy(sd, row, guidance_scale, n=n, num_steps=num_steps)["acc"]
-    out["seconds"] = seconds_per_picture(sd, num_steps, guidance_scale)
+    out["seconds"] = evaluate.seconds_per_image(sd, repeats=3, num_steps=num_steps, guidance_scale=guidance_scale)
     out["params_million"] = n_params(sd.denoiser) / 1e6
     out["gflop_per_call"] = speed.denoiser_flops(sd) / 1e9
     return out

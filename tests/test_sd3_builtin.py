@@ -126,7 +126,37 @@ def test_the_step_loss_is_the_flow_loss_by_hand():
         expected = F.mse_loss(v, noise - x0)
         k = sd3.compact_zero_tokens(transformer, 256)
         got = train_sd3.sd3_step_loss(transformer, texts, scheduler, x0_all, ids, empty, 2, 0.5, 0, k, 7)
+        # distillation: the target moves a share w of the way to the teacher's velocity at the same x_t, t, caption
+        seen = {}
+
+        def teacher(x, t, caption):
+            seen.update(x=x, t=t, caption=caption.clone())
+            return torch.full_like(x, 0.25)
+
+        w = 0.8
+        distilled = train_sd3.sd3_step_loss(transformer, texts, scheduler, x0_all, ids, empty, 2, 0.5, 0, k, 7,
+                                            teacher=teacher, teacher_weight=w)
+        unused = train_sd3.sd3_step_loss(transformer, texts, scheduler, x0_all, ids, empty, 2, 0.5, 0, k, 7,
+                                         teacher=teacher, teacher_weight=0.0)
     assert torch.allclose(got, expected, rtol=1e-5), (got, expected)
+    assert torch.allclose(distilled, F.mse_loss(v, (1 - w) * (noise - x0) + w * 0.25), rtol=1e-5)
+    assert torch.allclose(seen["x"], x_t, atol=1e-6) and torch.allclose(seen["t"], sigma * 1000, rtol=1e-5)
+    assert torch.equal(seen["caption"], tok)
+    assert torch.allclose(unused, expected, rtol=1e-5)
+
+
+def test_the_flow_teacher_is_the_flow_unet_on_its_own_text():
+    """`flow_teacher` returns the shipped flow UNet's velocity, read with its own text encoder, no guidance."""
+    import sdlib
+
+    flow = sdlib.load_sd("builtin-flow", device="cpu")
+    velocity = train_sd3.flow_teacher("builtin-flow")
+    x, t = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(0)), torch.tensor([250.0, 900.0])
+    tok = train.token_ids(train.clip_tokenizer(), ["a red circle", ""])  # (2, 77)
+    with torch.no_grad():
+        expected = flow.unet(x, t, encoder_hidden_states=sdlib.encode_text(flow, ["a red circle", ""])).sample
+        got = velocity(x, t, tok)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
 
 def test_two_training_steps_run_and_resume_exactly(run, tmp_path):

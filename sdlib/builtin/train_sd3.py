@@ -40,13 +40,19 @@ from .train import EMA, LocalAccelerator, _loop, _resume, _weights, clip_tokeniz
 
 
 def sd3_step_loss(transformer, text_encoders, scheduler, x0_all, ids, empty, batch, drop, seed, zero_tokens,
-                  step):
+                  step, teacher=None, teacher_weight=0.0):
     """The loss at `step`: a batch of scaled latents from x0_all (N, 4, h, w), one caption wording
     each from ids (N, K, 77), about `drop` of them emptied (`empty`), and the library's objective
     (`sdlib.training.objective.loss`, the flow target) at sigma and noise drawn from the step's own
     generator, in the order `train.unet_step_loss` draws them. The text goes through
     `sdlib.models.sd3.joint_text` with `zero_tokens` zero tokens (1 with the compact processor, see
-    `sd3.compact_zero_tokens`)."""
+    `sd3.compact_zero_tokens`).
+
+    With a `teacher` (`flow_teacher`: the built-in flow UNet's velocity for the same x_t, t and
+    caption), the target is (1 - teacher_weight) (noise - x0) + teacher_weight v_teacher:
+    distillation, whose gradient is that of the two squared errors weighted so. The data's target
+    is one noisy draw around E[noise - x0 | x_t, caption]; a trained model's velocity estimates
+    that mean, so the student regresses onto a target without the draw's noise."""
     g = torch.Generator().manual_seed(step_seed(seed, step))
     idx = torch.randint(0, len(x0_all), (batch,), generator=g)
     x0 = x0_all[idx]  # (B, 4, h, w)
@@ -61,7 +67,31 @@ def sd3_step_loss(transformer, text_encoders, scheduler, x0_all, ids, empty, bat
         return transformer(hidden_states=x_t, timestep=t, encoder_hidden_states=encoder_hidden_states,
                            pooled_projections=text.pooled)
 
-    return objective.loss(denoiser, scheduler, x0, text.tokens, t, noise)
+    if teacher is None or teacher_weight == 0:
+        return objective.loss(denoiser, scheduler, x0, text.tokens, t, noise)
+    x_t = processes.add_noise(scheduler, x0, noise, t)  # (B, 4, h, w)
+    target = processes.training_target(scheduler, x0, noise, t)  # (B, 4, h, w): noise - x0
+    with torch.no_grad():
+        target = (1 - teacher_weight) * target + teacher_weight * teacher(x_t, t, tok)
+    output = denoiser(x_t, t, encoder_hidden_states=text.tokens).sample
+    return torch.nn.functional.mse_loss(output.float(), target.float())
+
+
+def flow_teacher(model="builtin-flow"):
+    """The built-in flow UNet as a teacher: (x_t, t, token ids (B, 77)) -> its velocity (B, 4, h, w),
+    read with its own text encoder, no guidance (the conditional or, for emptied captions, the
+    unconditional velocity). The same VAE latents, scaling and flow process as the SD3 run."""
+    from ..models.load import load_sd
+
+    sd = load_sd(model, device="cpu")
+    sd.unet.requires_grad_(False).eval()
+    sd.text_encoder.requires_grad_(False).eval()
+
+    def velocity(x_t, t, tok):
+        emb = sd.text_encoder(tok)[0]  # (B, 77, D): as the flow UNet was trained
+        return sd.unet(x_t, t, encoder_hidden_states=emb).sample
+
+    return velocity
 
 
 def _model_folder(args):
@@ -99,9 +129,10 @@ def setup(args):
     zero_tokens = sd3.compact_zero_tokens(parts["transformer"], args.max_sequence_length)
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(FLOW_SCHEDULER_CONFIG)
     empty = token_ids(clip_tokenizer(), [""])[0]  # (77,): for CFG dropout
+    teacher = flow_teacher(args.teacher) if args.teacher else None
     loss_fn = partial(sd3_step_loss, parts["transformer"], [parts["text_encoder"], parts["text_encoder_2"]],
                       scheduler, data["z"] * scale, data["ids"], empty, args.batch, args.drop, args.seed,
-                      zero_tokens)
+                      zero_tokens, teacher=teacher, teacher_weight=args.teacher_weight)
     return parts, opt, ema, start, loss_fn
 
 
@@ -147,6 +178,9 @@ def main(argv=None):
     ap.add_argument("--minutes", type=float, default=0, help="fit --steps to this wall-clock budget")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for training (0: torch's default;"
                     " the latent cache is made with every thread)")
+    ap.add_argument("--teacher", default=None, help="distil from this flow UNet model (e.g. builtin-flow)")
+    ap.add_argument("--teacher-weight", type=float, default=0.5, help="share of the teacher's velocity in"
+                    " the target (with --teacher)")
     ap.add_argument("--init", default=None, help="start from this exported SD3 folder's weights")
     ap.add_argument("--export", default=None, help="write the newest checkpoint as an SD3 folder here")
     args = ap.parse_args(argv)

@@ -22,7 +22,7 @@ def test_render_is_generate_and_its_maps(sd3):
     picture, maps, words = X.render(sd3, "a red circle", num_steps=2, seed=1)
     plain = sdlib.generate(sd3, "a red circle", num_steps=2, seed=1, output="tensor")
     assert float((picture - plain).abs().max()) <= 1e-5  # the recording attention is written out: float rounding
-    assert maps.shape == (77 + 256, 8, 8) and float(maps.sum(0).max()) <= 1 + 1e-5
+    assert maps.shape == (77 + 256, 16, 16) and float(maps.sum(0).max()) <= 1 + 1e-5  # 16 x 16 patches of 1 x 1
     assert words[0] == "<|startoftext|>" and words[-1] == "<|endoftext|>" and "red</w>" in words
 
 

@@ -1,5 +1,6 @@
 """The MM-DiT pieces written out (`sdlib.models.mmdit`) equal SD3Transformer2DModel's own layers, on the
-miniature's architecture with jittered random weights (away from adaLN-Zero's identity start)."""
+miniature's architecture with jittered random weights (away from adaLN-Zero's identity start), cut
+into SD3's own 2 x 2 patches (the shipped miniature uses 1 x 1, the plain case: `sdlib.builtin.sd3`)."""
 import pytest
 import torch
 
@@ -11,7 +12,11 @@ from sdlib.models.sd3 import joint_text
 
 @pytest.fixture(scope="module")
 def parts():
+    from diffusers import SD3Transformer2DModel
+
     parts = factory.new_parts(0)
+    parts["transformer"] = factory.dit_init(SD3Transformer2DModel(
+        **{**factory.TRANSFORMER_CONFIG, "patch_size": 2, "pos_embed_max_size": 16}))  # SD3's patches
     g = torch.Generator().manual_seed(4)
     with torch.no_grad():
         for p in parts["transformer"].parameters():
@@ -59,6 +64,13 @@ def test_modulation_and_joint_attention_are_the_first_blocks(parts, inputs):
         norm_c = mmdit.modulate(block.norm1_context.norm(c), cmod["shift_msa"], cmod["scale_msa"])
         x_out, c_out, P = mmdit.joint_attention(block.attn, norm_x, norm_c)
         expected_x, expected_c = block.attn(hidden_states=norm_x, encoder_hidden_states=norm_c)
+        bias = torch.zeros(64 + 85)
+        bias[-1] = 2.0
+        with_bias = mmdit.joint_attention(block.attn, norm_x, norm_c, key_bias=bias)
+        fused = mmdit.joint_attention(block.attn, norm_x, norm_c, key_bias=bias, probabilities=False)
+    assert fused[2] is None  # the fused path forms no P, and gives what the written-out one gives
+    assert torch.allclose(fused[0], with_bias[0], atol=1e-5) and torch.allclose(fused[1], with_bias[1], atol=1e-5)
+    assert not torch.allclose(with_bias[0], x_out, atol=1e-5)  # the bias counts
     assert P.shape == (2, block.attn.heads, 64 + 85, 64 + 85) and torch.allclose(P.sum(-1), torch.ones(()))
     assert torch.allclose(x_out, expected_x, atol=1e-5) and torch.allclose(c_out, expected_c, atol=1e-5)
 

@@ -145,6 +145,29 @@ def test_the_step_loss_is_the_flow_loss_by_hand():
     assert torch.allclose(unused, expected, rtol=1e-5)
 
 
+def test_repatch_moves_2x2_weights_to_1x1_patches():
+    """A warm start across patch sizes: on latents constant over each 2 x 2 patch, the 1 x 1 patch
+    embedding answers (at each patch's pixels) what the 2 x 2 one answered; the output layer gives
+    each pixel its patch's mean output; every other weight is loaded as it was."""
+    from diffusers import SD3Transformer2DModel
+
+    torch.manual_seed(0)
+    old = SD3Transformer2DModel(**{**sd3.TRANSFORMER_CONFIG, "patch_size": 2, "pos_embed_max_size": 16})
+    state = {k: v + 0.1 * torch.randn_like(v) for k, v in old.state_dict().items()}
+    old.load_state_dict(state)
+    new = SD3Transformer2DModel(**{**sd3.TRANSFORMER_CONFIG, "patch_size": 1})
+    missing, unexpected = new.load_state_dict(sd3.repatch(state, 1), strict=False)
+    assert missing == ["pos_embed.pos_embed"] and not unexpected
+    x = torch.randn(1, 4, 8, 8).repeat_interleave(2, -1).repeat_interleave(2, -2)  # (1, 4, 16, 16)
+    tokens = torch.randn(1, 5, 128)
+    with torch.no_grad():
+        assert torch.allclose(new.pos_embed.proj(x)[..., ::2, ::2], old.pos_embed.proj(x), atol=1e-5)
+        per_pixel = new.proj_out(tokens)  # (1, 5, 4): one latent pixel's channels
+        per_patch = old.proj_out(tokens).reshape(1, 5, 2, 2, 4)  # rows (row, column, channel)
+        assert torch.allclose(per_pixel, per_patch.mean((2, 3)), atol=1e-5)
+    assert torch.equal(new.transformer_blocks[0].attn.to_q.weight, state["transformer_blocks.0.attn.to_q.weight"])
+
+
 def test_the_flow_teacher_is_the_flow_unet_on_its_own_text():
     """`flow_teacher` returns the shipped flow UNet's velocity, read with its own text encoder, no guidance."""
     import sdlib

@@ -4,7 +4,8 @@ Exactly the classes of `stabilityai/stable-diffusion-3-medium-diffusers`, only n
 loads with `diffusers.StableDiffusion3Pipeline.from_pretrained(folder)` offline and trains on a CPU:
 
 - transformer: `SD3Transformer2DModel` (MM-DiT), on the built-in VAE's 16x16x4 latents of 128 px
-  pictures, cut into 2x2 patches: 64 image tokens, in joint attention with the text tokens.
+  pictures, cut into 1x1 patches (SD3: 2x2; why, at TRANSFORMER_CONFIG): 256 image tokens, in joint
+  attention with the text tokens.
 - text_encoder, text_encoder_2: two `CLIPTextModelWithProjection` on the real CLIP vocabulary
   (SD3's CLIP-L and OpenCLIP bigG, 768 and 1280 wide; here 16 and 32, the same proportion of about
   one to two, kept small because each holds a row for each of the 49408 tokens of the vocabulary). The pipeline
@@ -50,13 +51,20 @@ TEXT_CONFIG = dict(
 )
 TEXT_CONFIG_2 = dict(TEXT_CONFIG, hidden_size=32, intermediate_size=128, projection_dim=32, hidden_act="gelu")
 
+# Patch size 1, not SD3's 2. SD3 cuts its 128 x 128 latents (1024 px) into 2 x 2 patches: 4096 tokens,
+# each 16 x 16 pixels of a picture whose objects span hundreds of pixels. 2 x 2 patches of the
+# built-in 16 x 16 latents would give 64 tokens, each 16 x 16 pixels of a 128 px picture, and a shape
+# spans two or three of them. Measured (training/sd3-builtin.md, run 2): at patch 2 the model learned
+# colour (93.8 %) but drew every shape as the same blob (shape at chance, 18.8 %, from 44,000
+# training pictures to 150,000). Patch 1 gives 256 tokens of 8 x 8 pixels, a shape spans four to
+# eight, and a training step costs 2.6 times as much.
 TRANSFORMER_CONFIG = dict(
-    sample_size=LATENT_SIZE, patch_size=2, in_channels=4, out_channels=4,
+    sample_size=LATENT_SIZE, patch_size=1, in_channels=4, out_channels=4,
     num_layers=4, attention_head_dim=32, num_attention_heads=4,   # width 128
     joint_attention_dim=128,     # the CLIP features (16 + 32) padded with zeros to it, as SD3 pads 2048 to 4096
     caption_projection_dim=128,  # = the width: context_embedder maps joint_attention_dim to it
     pooled_projection_dim=TEXT_CONFIG["projection_dim"] + TEXT_CONFIG_2["projection_dim"],  # 48
-    pos_embed_max_size=16,       # sin-cos positions for up to 16x16 patches (256 px pictures)
+    pos_embed_max_size=32,       # sin-cos positions for up to 32x32 patches (256 px pictures)
 )
 
 def dit_init(transformer):
@@ -88,6 +96,29 @@ def new_parts(seed=SEED):
     torch.manual_seed(seed + 2)
     text_2 = CLIPTextModelWithProjection(CLIPTextConfig(**TEXT_CONFIG_2))
     return {"transformer": transformer, "text_encoder": text, "text_encoder_2": text_2}
+
+
+def repatch(state, patch_size):
+    """A transformer's weights `state` moved to another patch size p (from 2 to 1: one token per
+    latent pixel), for a warm start. The patch embedding (D, C, q, q) becomes (D, C, p, p) answering a
+    patch of constant latents as the old one answered its patch of the same constant (each new
+    kernel entry is the sum of the r x r old entries it covers, r = q / p); the output layer's p*p*C numbers per token are the old
+    ones' means over the positions each new position covers. The sin-cos positions are left out: the
+    model computes them from its config. Everything else is shape-for-shape the same."""
+    state = {k: v for k, v in state.items() if k != "pos_embed.pos_embed"}
+    w = state["pos_embed.proj.weight"]  # (D, C, q, q)
+    D, C, q = w.shape[0], w.shape[1], w.shape[-1]
+    p = patch_size
+    if q == p:
+        return state
+    if q % p:
+        raise ValueError(f"cannot move patches of {q} to {p}")
+    r = q // p  # old positions per new position, along each side
+    state["pos_embed.proj.weight"] = w.reshape(D, C, p, r, p, r).sum((3, 5))  # same total over the patch
+    out_w, out_b = state["proj_out.weight"], state["proj_out.bias"]  # (q*q*C, D), rows ordered (row, column, channel)
+    state["proj_out.weight"] = out_w.reshape(p, r, p, r, C, D).mean((1, 3)).reshape(p * p * C, D)
+    state["proj_out.bias"] = out_b.reshape(p, r, p, r, C).mean((1, 3)).reshape(p * p * C)
+    return state
 
 
 def builtin_vae_folder():
@@ -160,7 +191,8 @@ class RepeatedTokenAttnProcessor:
         L = hidden_states.shape[1] + encoder_hidden_states.shape[1]  # image + text tokens
         bias = torch.zeros(L, dtype=hidden_states.dtype, device=hidden_states.device)
         bias[-1] = math.log(self.n)  # the last key counts n times
-        x_out, c_out, _ = joint_attention(attn, hidden_states, encoder_hidden_states, key_bias=bias)
+        x_out, c_out, _ = joint_attention(attn, hidden_states, encoder_hidden_states, key_bias=bias,
+                                          probabilities=False)
         return x_out, c_out
 
 

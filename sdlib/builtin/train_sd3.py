@@ -119,7 +119,12 @@ def setup(args):
     parts = sd3.new_parts(args.seed)
     if args.init:  # restart from exported weights (a fresh run folder on a new machine)
         for name, m in parts.items():
-            m.load_state_dict(_weights(args.init, name))
+            state = _weights(args.init, name)
+            if name == "transformer":  # from another patch size (run 2's 2 x 2): `sd3.repatch`
+                state = sd3.repatch(state, m.config.patch_size)
+            missing, unexpected = m.load_state_dict(state, strict=False)
+            if unexpected or set(missing) - {"pos_embed.pos_embed"}:
+                raise ValueError(f"--init {args.init}: {name} does not fit ({missing}, {unexpected})")
     for m in parts.values():
         m.requires_grad_(True).train()
     opt = torch.optim.AdamW([p for m in parts.values() for p in m.parameters()], lr=args.lr,

@@ -73,7 +73,7 @@ def modulation(norm, temb):
 
 
 # ---------------------------------------------------------------- joint attention
-def joint_attention(attn, x, c, key_bias=None):
+def joint_attention(attn, x, c, key_bias=None, probabilities=True):
     """One MM-DiT attention (`block.attn`, diffusers' JointAttnProcessor2_0 written out): image
     tokens x (B, N, D) and text tokens c (B, S, D) each get their own q, k, v projections, then ONE
     softmax over all N + S keys for every query:
@@ -83,7 +83,8 @@ def joint_attention(attn, x, c, key_bias=None):
 
     key_bias: None, or (N + S,) added to every query's logits (a key standing for n copies of
     itself: + ln n). Returns (x' (B, N, D), c' (B, S, D) or None where the block keeps no text
-    output, P). Taught in notebooks/11, section 3."""
+    output, P). probabilities=False: the same through torch's fused attention, P not formed (None):
+    what training uses. Taught in notebooks/11, section 3."""
     B, N = x.shape[:2]
     heads = attn.heads
 
@@ -97,11 +98,16 @@ def joint_attention(attn, x, c, key_bias=None):
     if attn.norm_added_q is not None:
         cq, ck = attn.norm_added_q(cq), attn.norm_added_k(ck)
     q, k, v = torch.cat([q, cq], 2), torch.cat([k, ck], 2), torch.cat([v, cv], 2)  # (B, heads, N + S, d)
-    logits = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, heads, N + S, N + S)
-    if key_bias is not None:
-        logits = logits + key_bias
-    P = logits.softmax(-1)
-    out = (P @ v).transpose(1, 2).reshape(B, -1, heads * q.shape[-1])  # (B, N + S, D)
+    if probabilities:
+        logits = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, heads, N + S, N + S)
+        if key_bias is not None:
+            logits = logits + key_bias
+        P = logits.softmax(-1)
+        out = P @ v  # (B, heads, N + S, d)
+    else:
+        P, out = None, torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if key_bias is None else key_bias.to(q.dtype)[None, :])  # (1, N + S): every query
+    out = out.transpose(1, 2).reshape(B, -1, heads * q.shape[-1])  # (B, N + S, D)
     x_out, c_out = out[:, :N], out[:, N:]
     c_out = None if attn.context_pre_only else attn.to_add_out(c_out)
     return attn.to_out[1](attn.to_out[0](x_out)), c_out, P

@@ -227,3 +227,24 @@ def test_the_evaluation_writes_every_row_for_the_card(folder, tmp_path):
     assert set(evaluate_sd3.ROWS) <= set(figures) and all(0 <= figures[r] <= 1 for r in evaluate_sd3.ROWS)
     assert figures["seconds"] > 0 and figures["params_million"] == pytest.approx(2.29, abs=0.01)
     assert card["defaults"]["builtin-sd3"] == [28, 7.0]
+
+
+def test_loss_by_noise_level_is_the_flow_loss_at_each_sigma(folder, sd):
+    """At each sigma: (the transformer's velocity - (noise - x0))^2 on the seeded training scenes, by
+    hand; an eps model is refused."""
+    import sdlib
+    from sdlib.builtin import evaluate_sd3, scenes
+    from sdlib.models.sd3 import transformer_output
+
+    m = sdlib.load_sd(str(folder), device="cpu")
+    got = evaluate_sd3.loss_by_noise_level(m, sigmas=(0.25, 0.75), n=2, seed=5)
+    images, captions, _ = scenes.make_batch(2, 5, size=m.image_size, as_pil=True)
+    with torch.no_grad():
+        x0 = sdlib.encode(m, images)
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
+        text = sdlib.encode_text(m, captions)
+        for sigma in (0.25, 0.75):
+            v = transformer_output(m.transformer, (1 - sigma) * x0 + sigma * noise, torch.full((2,), sigma * 1000), text)
+            assert got[sigma] == pytest.approx(float(((v - (noise - x0)) ** 2).mean()), rel=1e-5)
+    with pytest.raises(sdlib.SDLibError, match="flow-matching model"):
+        evaluate_sd3.loss_by_noise_level(sd, n=1)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import SDLibError
 from ..measure import speed
 from ..models.flow import FLOW_NAME
 from ..models.load import load_sd, n_params
@@ -23,6 +24,37 @@ from ..models.sd3 import SD3_NAME
 
 DEFAULTS = {FLOW_NAME: (25, 7.5), SD3_NAME: (28, 7.0)}  # (steps, guidance) each model is sampled with
 ROWS = ("colour", "shape", "side", "two_object")
+SIGMAS = (0.1, 0.3, 0.5, 0.7, 0.9)  # the noise levels of `loss_by_noise_level`
+
+
+@torch.no_grad()
+def loss_by_noise_level(sd, sigmas=SIGMAS, n=32, seed=123):
+    """The flow-matching loss at fixed noise levels: on n training scenes (`scenes.make_batch(n, seed)`
+    at the model's size, encoded by its VAE, each with its caption) and one fixed noise, for each sigma
+    the mean of (model(x_t, t) - (noise - x0))^2 over every number, x_t = (1 - sigma) x0 + sigma noise,
+    t = sigma * 1000: {sigma: loss}. The same scenes and noise for every flow model (the built-in flow
+    UNet and the SD3 miniature share the VAE), so their rows compare where each one's error lies.
+    training/sd3-builtin.md reads it."""
+    from .. import processes
+    from ..models.text import encode_text
+    from ..models.vae import encode
+    from ..sampling.guidance import guided_output
+    from . import scenes
+
+    if processes.kind(sd.scheduler) != "flow":
+        raise SDLibError(f"sd must be a flow-matching model (builtin-flow, builtin-sd3), got {sd.name!r}.")
+    images, captions, _ = scenes.make_batch(n, seed, size=sd.image_size, as_pil=True)
+    x0 = encode(sd, images)  # (n, C, h, w)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(x0)
+    emb = encode_text(sd, captions)
+    out = {}
+    for sigma in sigmas:
+        t = torch.full((n,), float(sigma) * processes.num_train_timesteps(sd.scheduler), device=x0.device)
+        x_t = processes.add_noise(sd.scheduler, x0, noise, t)  # (n, C, h, w)
+        target = processes.training_target(sd.scheduler, x0, noise, t)  # noise - x0
+        v = guided_output(sd, sd.scheduler, x_t, t, emb, 1.0)  # no guidance: what training fits
+        out[float(sigma)] = float(((v.float() - target.float()) ** 2).mean())
+    return out
 
 
 def measure(sd, num_steps, guidance_scale, n=48, rows=ROWS):
@@ -50,12 +82,19 @@ def main(argv=None):
     ap.add_argument("--sd3-only", action="store_true", help="measure the SD3 model only (a training probe)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    ap.add_argument("--loss-by-noise", action="store_true", help="print each model's loss at fixed noise"
+                    " levels (loss_by_noise_level) instead of the rows")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = tuple(r for r in args.rows.split(",") if r)
     start = time.monotonic()
     models = {SD3_NAME: args.sd3} if args.sd3_only else {FLOW_NAME: FLOW_NAME, SD3_NAME: args.sd3}
+    if args.loss_by_noise:
+        for name, source in models.items():
+            losses = loss_by_noise_level(load_sd(source, device="cpu"))
+            print(f"{name}: " + ", ".join(f"sigma {s:g} {v:.3f}" for s, v in losses.items()), flush=True)
+        return
     figures = {}
     for name, source in models.items():
         steps, guidance = DEFAULTS[name]

@@ -166,6 +166,9 @@ def test_repatch_moves_2x2_weights_to_1x1_patches():
         per_patch = old.proj_out(tokens).reshape(1, 5, 2, 2, 4)  # rows (row, column, channel)
         assert torch.allclose(per_pixel, per_patch.mean((2, 3)), atol=1e-5)
     assert torch.equal(new.transformer_blocks[0].attn.to_q.weight, state["transformer_blocks.0.attn.to_q.weight"])
+    import sdlib
+    with pytest.raises(sdlib.SDLibError, match="patch_size must divide"):
+        sd3.repatch(state, 3)
 
 
 def test_the_flow_teacher_is_the_flow_unet_on_its_own_text():

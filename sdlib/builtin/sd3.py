@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import SDLibError
 from ..models.clip_tokenizer import BOS_ID, EOS_ID, MAX_LENGTH, VOCAB_SIZE
 from ..models.flow import FLOW_SCHEDULER_CONFIG
 from ..models.mmdit import joint_attention
@@ -102,8 +103,8 @@ def repatch(state, patch_size):
     """A transformer's weights `state` moved to another patch size p (from 2 to 1: one token per
     latent pixel), for a warm start. The patch embedding (D, C, q, q) becomes (D, C, p, p) answering a
     patch of constant latents as the old one answered its patch of the same constant (each new
-    kernel entry is the sum of the r x r old entries it covers, r = q / p); the output layer's p*p*C numbers per token are the old
-    ones' means over the positions each new position covers. The sin-cos positions are left out: the
+    kernel entry is the sum of the r x r old entries it covers, r = q / p); the output layer's p*p*C
+    numbers per token are the old ones' means over the positions each new position covers. The sin-cos positions are left out: the
     model computes them from its config. Everything else is shape-for-shape the same."""
     state = {k: v for k, v in state.items() if k != "pos_embed.pos_embed"}
     w = state["pos_embed.proj.weight"]  # (D, C, q, q)
@@ -112,7 +113,7 @@ def repatch(state, patch_size):
     if q == p:
         return state
     if q % p:
-        raise ValueError(f"cannot move patches of {q} to {p}")
+        raise SDLibError(f"patch_size must divide the weights' patch size {q}, got {p}.")
     r = q // p  # old positions per new position, along each side
     state["pos_embed.proj.weight"] = w.reshape(D, C, p, r, p, r).sum((3, 5))  # same total over the patch
     out_w, out_b = state["proj_out.weight"], state["proj_out.bias"]  # (q*q*C, D), rows ordered (row, column, channel)

@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .. import processes
+from ..errors import SDLibError
 from ..models.flow import FLOW_SCHEDULER_CONFIG
 from ..models.sd3 import joint_text
 from ..training import objective
@@ -124,7 +125,8 @@ def setup(args):
                 state = sd3.repatch(state, m.config.patch_size)
             missing, unexpected = m.load_state_dict(state, strict=False)
             if unexpected or set(missing) - {"pos_embed.pos_embed"}:
-                raise ValueError(f"--init {args.init}: {name} does not fit ({missing}, {unexpected})")
+                raise SDLibError(f"--init must be an export of this model; {args.init}'s {name} does not fit "
+                                 f"(missing {missing}, unexpected {unexpected}).")
     for m in parts.values():
         m.requires_grad_(True).train()
     opt = torch.optim.AdamW([p for m in parts.values() for p in m.parameters()], lr=args.lr,

@@ -54,7 +54,7 @@ RUN_HERE = NOTEBOOKS if os.environ.get("SDLIB_BROWSER_RUN_ALL") == "1" else \
 sys.path.insert(0, str(ROOT / "tools"))
 import answers  # noqa: E402
 import build_site  # noqa: E402
-from execute_notebooks import ENV, QUICK_ENV, quick_steps  # noqa: E402  (the environment notebooks are executed in)
+from execute_notebooks import ENV, QUICK_ENV, quick_copy  # noqa: E402  (the environment notebooks are executed in)
 
 pytestmark = pytest.mark.browser  # one worker runs the whole file: conftest.py sends files whole
 
@@ -151,11 +151,7 @@ def lab(browser, tmp_path_factory):  # browser first: without chromium, skip bef
     served = home / "notebooks"  # quick copies: the step counts written in cells capped, as the twin runs do
     served.mkdir()
     for path in NOTEBOOKS:
-        nb = nbformat.read(path, as_version=4)
-        for c in nb.cells:
-            if c.cell_type == "code":
-                c.source = quick_steps(c.source)
-        nbformat.write(nb, served / path.name)
+        nbformat.write(quick_copy(nbformat.read(path, as_version=4)), served / path.name)
     port, token = free_port(), secrets.token_hex(16)
     cmd = ["./course.sh", "lab", str(served), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}"] + (["--allow-root"] if os.geteuid() == 0 else [])

@@ -16,11 +16,12 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from execute_notebooks import QUICK_ENV, quick_steps  # noqa: E402  (the quick copies' settings)
+from execute_notebooks import QUICK_ENV, quick_copy  # noqa: E402  (the quick copies' settings)
 RUN_NOTEBOOK = """
 import sys, nbformat
 from nbclient import NotebookClient
@@ -76,11 +77,8 @@ def test_install_cell_on_a_colab_like_runtime(colab):
     assert "models/builtin/unet/diffusion_pytorch_model.safetensors" in before  # the model ships
     work = root / "work"  # a folder outside the checkout, as a Colab session's /content
     work.mkdir()
-    nb = json.loads((ROOT / "notebooks" / "00_overview.ipynb").read_text())
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            cell["source"] = quick_steps("".join(cell["source"]))
-    (work / "00.ipynb").write_text(json.dumps(nb))
+    nbformat.write(quick_copy(nbformat.read(ROOT / "notebooks" / "00_overview.ipynb", as_version=4)),
+                   work / "00.ipynb")
     run([str(python), "-c", RUN_NOTEBOOK, "00.ipynb", "00_out.ipynb"], env={**env, **QUICK_ENV}, cwd=work)
     nb = json.loads((work / "00_out.ipynb").read_text())
     outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]]

@@ -40,7 +40,7 @@ JUDGES_THE_BUILTIN_PAIR = ("10_",)  # the judge reads the built-in pair's pictur
 # (07's v-prediction training target is tested in tests/test_finetune.py)
 TEXT_LAYERS = 2  # text-encoder depth of the twins here (tests/test_twins.py checks the real depths)
 sys.path.insert(0, str(ROOT / "tools"))
-from execute_notebooks import ENV, QUICK_ENV, quick_steps  # noqa: E402  (the environment notebooks are executed in)
+from execute_notebooks import ENV, QUICK_ENV, quick_copy, quick_steps  # noqa: E402  (the environment notebooks are executed in)
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +117,7 @@ def run_on_twin(folder, notebook, out_dir):
     nb = nbformat.read(notebook, as_version=4)
     guard = [] if notebook.name.startswith(JUDGES_THE_BUILTIN_PAIR) else [nbformat.v4.new_code_cell(GUARD)]
     nb.cells = guard + [c for c in nb.cells if not (c.cell_type == "code" and "explorer(" in c.source)]
-    for c in nb.cells:
-        if c.cell_type == "code":
-            c.source = quick_steps(c.source)
-    nbformat.write(nb, src)
+    nbformat.write(quick_copy(nb), src)
     run = subprocess.run([sys.executable, "-c", RUN, str(src), str(out), str(notebook.parent)],
                          env=env, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr[-3000:]

@@ -42,6 +42,15 @@ def quick_steps(source):
     return STEP_COUNT.sub(lambda m: m[1] + str(min(int(m[2]), QUICK_STEPS)), source)
 
 
+def quick_copy(nb):
+    """The notebook `nb` (nbformat) with `quick_steps` applied to every code cell, in place; returns
+    it. The quick copies of the twin runs, the browser test and the Colab install test."""
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.source = quick_steps(c.source)
+    return nb
+
+
 def execute(path, write=True, timeout=600, env=None):
     """Run one notebook; return its wall time in seconds. env: settings over ENV (the benchmark
     times the notebooks on another model or device with it; what is committed uses ENV alone)."""

@@ -107,3 +107,17 @@ def test_device_and_dtype_choice():
         sdlib.pick_dtype("cpu", "fp13")
     with pytest.raises(sdlib.SDLibError, match="unknown device"):
         sdlib.pick_device("tpu9")
+
+
+def test_quiet_loading_silences_both_libraries_progress_bars_and_restores_them():
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    from sdlib.models.quiet import quiet_loading
+
+    tlog.enable_progress_bar()
+    dlog.disable_progress_bar()
+    with quiet_loading():
+        assert not tlog.is_progress_bar_enabled() and not dlog.is_progress_bar_enabled()
+    assert tlog.is_progress_bar_enabled() and not dlog.is_progress_bar_enabled()
+    dlog.enable_progress_bar()

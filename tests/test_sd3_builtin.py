@@ -7,6 +7,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+import sdlib
 from sdlib.builtin import sd3, train, train_sd3
 from sdlib.models.sd3 import joint_text
 
@@ -230,6 +231,28 @@ def test_the_evaluation_writes_every_row_for_the_card(folder, tmp_path):
     assert set(evaluate_sd3.ROWS) <= set(figures) and all(0 <= figures[r] <= 1 for r in evaluate_sd3.ROWS)
     assert figures["seconds"] > 0 and figures["params_million"] == pytest.approx(2.29, abs=0.01)
     assert card["defaults"]["builtin-sd3"] == [28, 7.0]
+
+
+def test_the_evaluation_updates_one_models_figures_and_keeps_the_others(folder, tmp_path):
+    """--update replaces the measured model's figures in an existing card (the flow UNet's are
+    measured once); a card of another n, or no card, is one clear error."""
+    import json
+
+    from sdlib.builtin import evaluate_sd3
+
+    out = tmp_path / "evaluation.json"
+    flow = {"colour": 1.0, "shape": 1.0, "side": 1.0, "two_object": 0.5, "seconds": 1.0}
+    out.write_text(json.dumps({"n": 1, "defaults": evaluate_sd3.DEFAULTS, "models": {"builtin-flow": flow}}))
+    evaluate_sd3.main(["--sd3", str(folder), "--n", "1", "--sd3-only", "--rows", "colour,shape,side,two_object",
+                       "--out", str(out), "--update"])
+    card = json.loads(out.read_text())
+    assert list(card["models"]) == ["builtin-flow", "builtin-sd3"] and card["models"]["builtin-flow"] == flow
+    with pytest.raises(sdlib.SDLibError, match="--update: .* n=1"):
+        evaluate_sd3.main(["--sd3", str(folder), "--n", "2", "--sd3-only", "--out", str(out), "--update"])
+    with pytest.raises(sdlib.SDLibError, match="--update needs an existing --out file"):
+        evaluate_sd3.main(["--sd3", str(folder), "--n", "1", "--sd3-only", "--out", str(tmp_path / "none.json"), "--update"])
+    with pytest.raises(sdlib.SDLibError, match="exclude each other"):
+        evaluate_sd3.main(["--sd3-only", "--flow-only"])
 
 
 def test_loss_by_noise_level_is_the_flow_loss_at_each_sigma(folder, sd):

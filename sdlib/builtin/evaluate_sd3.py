@@ -80,6 +80,9 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=48, help="held-out prompts per row")
     ap.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows to measure")
     ap.add_argument("--sd3-only", action="store_true", help="measure the SD3 model only (a training probe)")
+    ap.add_argument("--flow-only", action="store_true", help="measure the flow UNet only")
+    ap.add_argument("--update", action="store_true", help="with --out: replace the measured model's figures in"
+                    " that file (measured with the same --n and rows) and keep the other's")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     ap.add_argument("--loss-by-noise", action="store_true", help="print each model's loss at fixed noise"
@@ -89,23 +92,37 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     rows = tuple(r for r in args.rows.split(",") if r)
     start = time.monotonic()
-    models = {SD3_NAME: args.sd3} if args.sd3_only else {FLOW_NAME: FLOW_NAME, SD3_NAME: args.sd3}
+    if args.sd3_only and args.flow_only:
+        raise SDLibError("--sd3-only and --flow-only exclude each other: leave both out to measure both models.")
+    models = {FLOW_NAME: FLOW_NAME, SD3_NAME: args.sd3}
+    models = {k: v for k, v in models.items() if not (args.sd3_only and k == FLOW_NAME or args.flow_only and k == SD3_NAME)}
+    kept = {}
+    if args.update:
+        if not args.out or not Path(args.out).is_file():
+            raise SDLibError(f"--update needs an existing --out file to update, got {args.out!r}.")
+        old = json.loads(Path(args.out).read_text())
+        if old["n"] != args.n or any(set(fig) & set(ROWS) != set(rows) for fig in old["models"].values()):
+            raise SDLibError(f"--update: {args.out} was measured with n={old['n']} and other rows; measure both"
+                             f" models again (without --update) or use its n and rows.")
+        kept = {k: v for k, v in old["models"].items() if k not in models}
     if args.loss_by_noise:
         for name, source in models.items():
             losses = loss_by_noise_level(load_sd(source, device="cpu"))
             print(f"{name}: " + ", ".join(f"sigma {s:g} {v:.3f}" for s, v in losses.items()), flush=True)
         return
-    figures = {}
+    figures = dict(kept)
     for name, source in models.items():
         steps, guidance = DEFAULTS[name]
+        began = time.monotonic()
         figures[name] = measure(load_sd(source, device="cpu"), steps, guidance, args.n, rows)
+        figures[name]["minutes"] = round((time.monotonic() - began) / 60, 1)
         print(f"{name} ({steps} steps, guidance {guidance}): " + ", ".join(
             f"{k} {v:.1%}" if k in ROWS else f"{k} {v:.2f}" for k, v in figures[name].items()), flush=True)
     minutes = (time.monotonic() - start) / 60
     print(f"{minutes:.1f} min")
     if args.out:
-        Path(args.out).write_text(json.dumps({"n": args.n, "defaults": DEFAULTS, "models": figures,
-                                              "minutes": round(minutes, 1)}, indent=1) + "\n")
+        figures = {k: figures[k] for k in (FLOW_NAME, SD3_NAME) if k in figures}
+        Path(args.out).write_text(json.dumps({"n": args.n, "defaults": DEFAULTS, "models": figures}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import torch
 
 from . import builtin_files as builtin  # where the built-in model lives (not the factory)
 from . import flow, sd3
+from .quiet import quiet_loading
 from ..checks import check_number, check_safetensors_file
 from .device import as_device, pick_device, pick_dtype
 from ..errors import SDLibError
@@ -192,22 +193,9 @@ def check_layout(folder):
 
 
 def _from_pretrained(source, local_only, dtype):
-    """The five from_pretrained calls, quiet (no progress bars for a few small files, and not
-    huggingface_hub's deprecation note about an argument diffusers still passes)."""
-    from diffusers.utils import logging as dlog
-    from transformers.utils import logging as tlog
-
-    was_on = tlog.is_progress_bar_enabled()
-    tlog.disable_progress_bar()
-    dlog.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
-            return _load_parts(source, local_only, dtype)
-    finally:
-        if was_on:
-            tlog.enable_progress_bar()
-            dlog.enable_progress_bar()
+    """The five from_pretrained calls, quiet (`quiet_loading`)."""
+    with quiet_loading():
+        return _load_parts(source, local_only, dtype)
 
 
 def _load_parts(source, local_only, dtype):

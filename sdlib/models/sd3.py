@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from . import builtin_files
+from .quiet import quiet_loading
 
 SD3_NAME = "builtin-sd3"  # load_sd("builtin-sd3"), and the folder name under sdlib/models/
 SD3_BUILTIN = builtin_files.SHIPPED.parent / SD3_NAME
@@ -166,17 +167,12 @@ def write_sd3_folder(folder, parts, scheduler_config, dtype=torch.float16, readm
     for name, pad in zip(("tokenizer", "tokenizer_2"), pad_tokens):
         save_clip_tokenizer(tmp / name, pad_token=pad or EOS)
     (tmp / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2))
-    from transformers.utils import logging as transformers_logging
-
-    shown = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()  # no "Writing model shards" bar in a notebook
-    for name, module in parts.items():  # a copy: the caller's (training) modules keep their dtype
-        copy.deepcopy(module).to(dtype).save_pretrained(tmp / name, safe_serialization=True)
-        if name.startswith("text_encoder"):  # transformers loads in the config's dtype: compute in float32
-            config = tmp / name / "config.json"
-            config.write_text(json.dumps(dict(json.loads(config.read_text()), dtype="float32"), indent=2) + "\n")
-    if shown:
-        transformers_logging.enable_progress_bar()
+    with quiet_loading():  # no "Writing model shards" bar in a notebook
+        for name, module in parts.items():  # a copy: the caller's (training) modules keep their dtype
+            copy.deepcopy(module).to(dtype).save_pretrained(tmp / name, safe_serialization=True)
+            if name.startswith("text_encoder"):  # transformers loads in the config's dtype: compute in float32
+                config = tmp / name / "config.json"
+                config.write_text(json.dumps(dict(json.loads(config.read_text()), dtype="float32"), indent=2) + "\n")
     (tmp / "README.md").write_text(readme)
     if folder.exists():
         shutil.rmtree(folder)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..models.clip_tokenizer import save_clip_tokenizer
+from ..models.quiet import quiet_loading
 
 UNET_BLOCKS = dict(
     down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
@@ -163,18 +164,11 @@ def build_twin(name, folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, 
     if cfg["unet"]["in_channels"] == 4:  # a ControlNet and a depth UNet of the text-to-image UNet's shape
         parts["controlnet"] = twin_controlnet(parts["unet"], seed + 3)
         parts["depth_unet"] = twin_depth_unet(parts["unet"], seed + 4)
-    from transformers.utils import logging as transformers_logging
-
-    shown = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()  # no "Writing model shards" bar in a notebook
-    try:
+    with quiet_loading():  # no "Writing model shards" bar in a notebook
         for sub, model in parts.items():
             model.save_pretrained(tmp / sub, safe_serialization=True)
             if fp16_variants:
                 model.to(torch.float16).save_pretrained(tmp / sub, safe_serialization=True, variant="fp16")
-    finally:
-        if shown:
-            transformers_logging.enable_progress_bar()
     (tmp / "scheduler").mkdir(parents=True, exist_ok=True)
     (tmp / "scheduler" / "scheduler_config.json").write_text(json.dumps(cfg["scheduler"], indent=2))
     save_clip_tokenizer(tmp / "tokenizer", pad_token=cfg["pad_token"])
@@ -333,8 +327,9 @@ def build_sdxl_twin(folder, narrow=10, vae_narrow=4, sample_size=None, seed=0, t
     parts["text_encoder"], parts["text_encoder_2"] = _text_twins(cfg, text_layers, seed)
     torch.manual_seed(seed + 3)
     parts["unet"] = UNet2DConditionModel(**unet_cfg)
-    for name, module in parts.items():
-        module.save_pretrained(tmp / name, safe_serialization=True)
+    with quiet_loading():
+        for name, module in parts.items():
+            module.save_pretrained(tmp / name, safe_serialization=True)
     for name, pad in zip(("tokenizer", "tokenizer_2"), cfg["pad_tokens"]):
         save_clip_tokenizer(tmp / name, pad_token=pad or EOS)
     (tmp / "scheduler").mkdir()

@@ -20,7 +20,7 @@ def sd3(tmp_path_factory):
 
 def test_render_is_generate_and_its_maps(sd3):
     picture, maps, words = X.render(sd3, "a red circle", num_steps=2, seed=1)
-    plain = sdlib.generate(sd3, "a red circle", num_steps=2, seed=1, output="tensor")
+    plain = sdlib.generate(sd3, "a red circle", num_steps=2, seed=1, guidance_scale=7.0, output="tensor")
     assert float((picture - plain).abs().max()) <= 1e-5  # the recording attention is written out: float rounding
     assert maps.shape == (77 + 256, 16, 16) and float(maps.sum(0).max()) <= 1 + 1e-5  # 16 x 16 patches of 1 x 1
     assert words[0] == "<|startoftext|>" and words[-1] == "<|endoftext|>" and "red</w>" in words
@@ -33,6 +33,14 @@ def test_explorer_token_slider_changes_the_map(sd3):
     w.children[1].value = 1
     assert w.result["token"] == "a</w>" and not torch.equal(w.result["map"], first)
     plt.close("all")
+
+
+def test_the_guidance_scale_is_the_pictures(sd3):
+    picture, _, _ = X.render(sd3, "a red circle", num_steps=2, seed=1, guidance_scale=3.0)
+    plain = sdlib.generate(sd3, "a red circle", num_steps=2, seed=1, guidance_scale=3.0, output="tensor")
+    assert float((picture - plain).abs().max()) <= 1e-5
+    with pytest.raises(sdlib.SDLibError, match="guidance_scale"):
+        X.render(sd3, "a red circle", guidance_scale=-1)
 
 
 def test_a_unet_model_is_one_clear_error(sd):

@@ -9,7 +9,7 @@ word that steers nothing (the padding, the zero T5 tokens) shows it too.
 
 Taught in notebooks/11, section 9.
 """
-from ..checks import check_int, check_seed
+from ..checks import check_int, check_number, check_seed
 from ..errors import SDLibError
 from ..models.load import check_sd
 from ..models.mmdit import capture_joint_attention, token_maps
@@ -27,20 +27,22 @@ def _check_sd3(sd):
     return sd
 
 
-def render(sd, prompt, num_steps=28, seed=0):
-    """(picture (1, 3, H, W), maps (S, h, w), words): the picture of `prompt`, where its patches
-    looked per text token (`mmdit.token_maps`, the prompt's half of guidance), and the prompt's
-    tokens as the tokenizer wrote them (BOS first, EOS last). Used by explorer; taught in
-    notebooks/11, section 9."""
+def render(sd, prompt, num_steps=28, seed=0, guidance_scale=7.0):
+    """(picture (1, 3, H, W), maps (S, h, w), words): the picture of `prompt` (StableDiffusion3Pipeline's
+    defaults: 28 steps, guidance 7.0), where its patches looked per text token (`mmdit.token_maps`,
+    the prompt's half of guidance), and the prompt's tokens as the tokenizer wrote them (BOS first,
+    EOS last). Used by explorer; taught in notebooks/11, section 9."""
     _check_sd3(sd)
     if not isinstance(prompt, str):
         raise SDLibError(f"prompt must be a string, got {prompt!r:.60}.")
     check_int("num_steps", num_steps, lo=1, hi=1000)
     check_seed(seed)
-    key = (id(sd), prompt, seed, num_steps)
+    check_number("guidance_scale", guidance_scale, lo=0)
+    key = (id(sd), prompt, seed, num_steps, guidance_scale)
     if key not in _DRAWN:
         with capture_joint_attention(sd.transformer) as store:
-            picture = generate(sd, prompt, num_steps=num_steps, seed=seed, output="tensor")
+            picture = generate(sd, prompt, num_steps=num_steps, guidance_scale=guidance_scale, seed=seed,
+                               output="tensor")
         side = sd.transformer.config.sample_size // sd.transformer.config.patch_size
         _DRAWN.clear()  # one picture kept: the maps of 333 tokens are large on a real SD3
         _DRAWN[key] = (picture, token_maps(store, side))
@@ -48,19 +50,19 @@ def render(sd, prompt, num_steps=28, seed=0):
     return picture, maps, tokenize(sd.tokenizer, prompt, warn=False).tokens
 
 
-def explorer(sd, prompt="a red circle on the left", num_steps=28, seed=0):
+def explorer(sd, prompt="a red circle on the left", num_steps=28, seed=0, guidance_scale=7.0):
     """An ipywidgets panel: a slider over the prompt's tokens and a text box for the prompt; shows
     the picture and the chosen token's map, and the share of the image-to-text attention that token
     got. Taught in notebooks/11, section 9."""
     import ipywidgets as W
 
     _check_sd3(sd)  # the widget hides errors raised on a move: check everything first
-    picture, _, words = render(sd, prompt, num_steps, seed)
+    picture, _, words = render(sd, prompt, num_steps, seed, guidance_scale)
 
     from .plot import show_images
 
     def show(prompt, word):
-        picture, maps, words = render(sd, prompt, num_steps, seed)
+        picture, maps, words = render(sd, prompt, num_steps, seed, guidance_scale)
         k = min(word, len(words) - 1)
         share = float(maps[k].sum() / maps.sum())
         m = maps[k] / maps[k].max().clamp_min(1e-12)  # (h, w) in [0, 1]

@@ -16,6 +16,8 @@ are cells that run only on a GPU (08's fp16 / torch.compile comparison). `sdlib.
 counts into seconds (`predicted_minutes`) and 07's training into time and memory
 (`predict_training`), with the assumptions it prints. Predictions, not measurements: on a GPU,
 measure with `HF_HUB_OFFLINE=0 python benchmarks/benchmark.py --model CompVis/stable-diffusion-v1-4 --device cuda`.
+The notebooks in `speed.NOT_PREDICTED` (notebook 11: SD3 medium on a GPU) are not priced; the file
+says why.
 """
 import argparse
 import json
@@ -223,7 +225,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebooks", nargs="*", help="notebook numbers (default: all)")
     args = ap.parse_args()
-    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = [nb for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) if nb.stem not in speed.NOT_PREDICTED]
     kept = {nb.stem for nb in notebooks}  # rows of notebooks that no longer exist are dropped
     if args.notebooks:
         notebooks = [nb for nb in notebooks if nb.name[:2] in args.notebooks]

@@ -18,13 +18,16 @@ like a verdict ("red circle", "pink in 25%") unless it says it is about the buil
 model and skips, or has an SD branch. Notebook 10 compares the built-in eps model with its
 flow-matching twin in every world (SD v1 has no flow sibling): the judge reads only that pair's
 pictures there, so it runs without the guard (JUDGES_THE_BUILTIN_PAIR), and every verdict it
-prints still names the built-in model.
+prints still names the built-in model. Notebook 11 opens an SD3 beside the SD model: on the twins it
+opens a twin of SD3 medium (`SDLIB_SD3_MODEL`, `twins.build_sd3_twin`: SD3's 16 latent channels and
+2 x 2 patches, the real CLIP widths, 2 joint blocks), as a learner on real SD opens SD3 medium.
 """
 import concurrent.futures
 import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -48,6 +51,21 @@ def twin_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("twins")
     return {name: twins.build_twin(name, root / name, sample_size=8, text_layers=TEXT_LAYERS)
             for name in ("sd-v1-4", "sd-2-1")}
+
+
+@pytest.fixture(scope="module")
+def sd3_twin(tmp_path_factory):
+    """`sd3_twin()`: the SD3 twin's folder, built when notebook 11 first asks (its two CLIPs at their
+    real widths hold 100 M parameters of vocabulary rows)."""
+    lock, made = threading.Lock(), []
+
+    def folder():
+        with lock:
+            if not made:
+                made.append(twins.build_sd3_twin(tmp_path_factory.mktemp("sd3") / "sd3", sample_size=16,
+                                                 text_layers=1, num_layers=2))
+        return made[0]
+    return folder
 
 
 CASES = [("sd-v1-4", nb) for nb in NOTEBOOKS] + \
@@ -109,10 +127,13 @@ def builtin_world_lines(text):
             if VERDICT_LIKE.search(re.sub(r"'[^']*'|\"[^\"]*\"", "''", line)) and "built-in model" not in line]
 
 
-def run_on_twin(folder, notebook, out_dir):
-    """Execute `notebook` on the twin in `folder`, in a Python of its own; the executed notebook."""
+def run_on_twin(folder, notebook, out_dir, sd3_folder=None):
+    """Execute `notebook` on the twin in `folder` (and the SD3 twin in `sd3_folder`, notebook 11's
+    SDLIB_SD3_MODEL), in a Python of its own; the executed notebook."""
     env = {**os.environ, **ENV, **QUICK_ENV, "SDLIB_MODEL": str(folder),
            "OMP_NUM_THREADS": THREADS, "MKL_NUM_THREADS": THREADS}
+    if sd3_folder:
+        env["SDLIB_SD3_MODEL"] = str(sd3_folder)
     src, out = out_dir / f"in_{notebook.name}", out_dir / notebook.name
     nb = nbformat.read(notebook, as_version=4)
     guard = [] if notebook.name.startswith(JUDGES_THE_BUILTIN_PAIR) else [nbformat.v4.new_code_cell(GUARD)]
@@ -125,11 +146,12 @@ def run_on_twin(folder, notebook, out_dir):
 
 
 @pytest.fixture(scope="module")
-def runs(request, twin_folders, tmp_path_factory):
+def runs(request, twin_folders, sd3_twin, tmp_path_factory):
     """`runs(twin, notebook)`: the executed notebook. Alone, every selected case is started at once
     on a pool of WORKERS when the module starts; under xdist each case runs when its test asks."""
     def start(twin, nb):
-        return run_on_twin(twin_folders[twin], nb, tmp_path_factory.mktemp(f"{twin}-{nb.name[:2]}"))
+        return run_on_twin(twin_folders[twin], nb, tmp_path_factory.mktemp(f"{twin}-{nb.name[:2]}"),
+                           sd3_twin() if nb.name.startswith("11_") else None)
 
     if UNDER_XDIST:
         yield start
@@ -151,6 +173,8 @@ def test_notebook_runs_on_twin(runs, twin, notebook):
     assert not errors, errors[0]
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "settings for real Stable Diffusion" in text, "the settings cell did not pick the SD branch"
+    if notebook.name.startswith("11_"):
+        assert "SD3: builtin-sd3" not in text, "notebook 11 fell back to the miniature instead of the SD3 twin"
     assert not builtin_world_lines(text), f"built-in model's verdicts printed on {twin}: {builtin_world_lines(text)}"
 
 

@@ -27,7 +27,7 @@ TIMES = ROOT / "docs" / "notebook_times.json"
 
 HEAD = """# For teachers
 
-Eleven notebooks (00 to 10), each about 15-25 minutes of reading, that run on any laptop CPU on the course's own
+Twelve notebooks (00 to 11), each about 15-25 minutes of reading, that run on any laptop CPU on the course's own
 small model, and on real Stable Diffusion on a Colab or Kaggle GPU by one setting. This page is
 written by `tools/teacher_page.py` from the notebooks; do not edit it by hand.
 
@@ -76,8 +76,10 @@ def try_its(nb):
     return out
 
 
-def gpu_line(row):
-    """The predicted GPU minutes of one notebook, labelled, or what to run when there are none."""
+def gpu_line(row, why_not=None):
+    """The predicted GPU minutes of one notebook, labelled, or why there are none and what to run."""
+    if why_not:
+        return f"not predicted ({why_not}); measure it with the benchmark above."
     if not row:
         return "not predicted yet; run `benchmarks/predict_gpu.py`, or measure it with the benchmark above."
     shown = lambda m: f"{m:.1f} min" if m >= 0.05 else "under 0.1 min"  # as notebook 08, section 6, prints it
@@ -105,7 +107,7 @@ def page():
         parts.append(f"- **Before:** {first_line_after('Before:', intro) or 'nothing'}\n")
         parts.append(f"- **Time:** {reading or 'see the notebook'}; runs top to bottom in {run} on one "
                      "core of a laptop-class CPU (built-in model; more cores are faster). On a GPU with SD "
-                     f"v1.4: {gpu_line(gpu.get(path.stem))}\n")
+                     f"v1.4: {gpu_line(gpu.get(path.stem), speed.NOT_PREDICTED.get(path.stem))}\n")
         tries = try_its(nb)
         if tries:
             parts.append("- **Try it** (worked answer: the closed \"Answer\" section after each):\n")

@@ -167,6 +167,9 @@ TRAIN_FACTOR = 2  # a training call = its forward pass + a backward pass through
 REFERENCE = dict(gpu="A100", seconds=1.604, steps=50, what="SD v1.5, 512 px, 50 steps, fp16, diffusers with "
                  "PyTorch's fused attention, A100 80GB SXM", source="github.com/fal-ai/stable-diffusion-benchmarks")
 PREDICTED_GPUS = ("T4", "A100")  # a free Colab / Kaggle GPU, and a large one
+# Notebooks that benchmarks/predict_gpu.py does not price, and why: it prices SD v1.4's parts.
+NOT_PREDICTED = {"11_sd3_in_miniature": "on a GPU it runs SD3 medium (or its miniature where the hub does not let "
+                 "it), whose transformer benchmarks/predict_gpu.py does not price: it prices SD v1.4's parts"}
 
 
 def gpu_predictions():

@@ -103,3 +103,17 @@ def test_teacher_page_is_current():
     text = (ROOT / "docs" / "teachers.md").read_text()
     for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         assert f"`notebooks/{nb.name}`" in text
+
+
+def test_the_package_data_carries_every_shipped_model_file():
+    """A pip install (Colab's) carries what setuptools' package-data globs match: every file of every
+    shipped model folder must match one (builtin-flow and builtin-sd3 once did not)."""
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["sdlib"]
+    package = ROOT / "sdlib"
+    files = [f.relative_to(package).as_posix() for d in (package / "models").iterdir() if d.is_dir()
+             for f in d.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+    missed = [f for f in files if not any(fnmatch.fnmatch(f, g) and f.count("/") == g.count("/") for g in globs)]
+    assert files and not missed, missed[:5]

@@ -97,6 +97,11 @@ def main(argv=None):
         raise SDLibError("--sd3-only and --flow-only exclude each other: leave both out to measure both models.")
     models = {FLOW_NAME: FLOW_NAME, SD3_NAME: args.sd3}
     models = {k: v for k, v in models.items() if not (args.sd3_only and k == FLOW_NAME or args.flow_only and k == SD3_NAME)}
+    if args.loss_by_noise:
+        for name, source in models.items():
+            losses = loss_by_noise_level(load_sd(source, device="cpu"))
+            print(f"{name}: " + ", ".join(f"sigma {s:g} {v:.3f}" for s, v in losses.items()), flush=True)
+        return
     kept = {}
     if args.update:
         if not args.out or not Path(args.out).is_file():
@@ -106,11 +111,6 @@ def main(argv=None):
             raise SDLibError(f"--update: {args.out} was measured with n={old['n']} and other rows; measure both"
                              f" models again (without --update) or use its n and rows.")
         kept = {k: v for k, v in old["models"].items() if k not in models}
-    if args.loss_by_noise:
-        for name, source in models.items():
-            losses = loss_by_noise_level(load_sd(source, device="cpu"))
-            print(f"{name}: " + ", ".join(f"sigma {s:g} {v:.3f}" for s, v in losses.items()), flush=True)
-        return
     figures = dict(kept)
     for name, source in models.items():
         steps, guidance = DEFAULTS[name]
